@@ -1,0 +1,401 @@
+"""The local web app: a page that cuts images out *in the browser tab*.
+
+The server only hands out static files: the page, its scripts, the onnxruntime-web
+runtime, the model and the pre/post-processing graphs. No route accepts an upload;
+images never leave the tab. Every file except the page and the service worker is
+served under a content-hashed URL (``/assets/<hash>/<name>``) with immutable
+caching, so a second visit fetches nothing large and the service worker can keep
+the app working offline.
+
+:func:`create_app` builds the ASGI app (test it in-process with
+``httpx.ASGITransport``); :func:`serve` runs it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import ipaddress
+import json
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import models
+from ..errors import ModelError
+from ..graphs import PostprocessParams, build_postprocess_graph, build_preprocess_graph, to_bytes
+from . import runtime, variants
+
+__all__ = [
+    "create_app",
+    "serve",
+    "DEFAULT_ALLOWED_HOSTS",
+    "CONTENT_SECURITY_POLICY",
+    "SECURITY_HEADERS",
+    "IMMUTABLE",
+]
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+NO_CACHE = "no-cache"
+
+# As strict as onnxruntime-web allows: it compiles WebAssembly ('wasm-unsafe-eval')
+# and starts its threads from its own same-origin module; nothing else is needed.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "worker-src 'self'",
+        "connect-src 'self'",
+        "img-src 'self' blob: data:",
+        "style-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+SECURITY_HEADERS: dict[str, str] = {
+    # Cross-origin isolation: lets onnxruntime-web use threads (SharedArrayBuffer).
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
+
+_MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".wasm": "application/wasm",
+    ".onnx": "application/octet-stream",
+}
+
+# Files of static/ served under hashed URLs (index.html, error.html and sw.js are templates).
+_STATIC_ASSETS = ("app.js", "worker.js", "style.css", "icon.svg")
+
+
+@dataclass
+class _Asset:
+    """One immutable file: on disk, or bytes built once on first request."""
+
+    name: str
+    key: str
+    path: Path | None = None
+    build: Callable[[], bytes] | None = None
+    data: bytes | None = None
+    size: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"/assets/{self.key}/{self.name}"
+
+    @property
+    def media_type(self) -> str:
+        return _MEDIA_TYPES.get(Path(self.name).suffix, "application/octet-stream")
+
+    def bytes(self) -> bytes:
+        with self._lock:
+            if self.data is None:
+                assert self.build is not None
+                self.data = self.build()
+            return self.data
+
+
+def _hash_file(path: Path) -> str:
+    return models.sha256_file(path)[:16]
+
+
+def _bytes_asset(name: str, data: bytes) -> _Asset:
+    return _Asset(name=name, key=hashlib.sha256(data).hexdigest()[:16], data=data, size=len(data))
+
+
+def _file_asset(path: Path, name: str | None = None, key: str | None = None) -> _Asset:
+    return _Asset(
+        name=name or path.name, key=key or _hash_file(path), path=path, size=path.stat().st_size
+    )
+
+
+class _Assets:
+    """Everything the page needs, by hashed URL, plus the config the page reads."""
+
+    def __init__(self, model: str) -> None:
+        self.by_url: dict[str, _Asset] = {}
+        self.errors: list[str] = []
+        self.config: dict[str, object] = {}
+        self.shell: list[str] = []  # small files the service worker caches at install
+
+        static = {name: self._add(_file_asset(STATIC / name)) for name in _STATIC_ASSETS}
+        self.shell += [a.url for a in static.values()]
+        self.static = static
+
+        pre = self._add(_bytes_asset("preprocess.onnx", to_bytes(build_preprocess_graph(1024))))
+        # The page applies the library's default options: refined edges, foreground colours.
+        post_bytes = to_bytes(build_postprocess_graph(PostprocessParams()))
+        post = self._add(_bytes_asset("postprocess.onnx", post_bytes))
+        self.shell += [pre.url, post.url]
+
+        runtime_cfg: dict[str, dict[str, str]] = {}
+        try:
+            folder = runtime.runtime_path()
+        except runtime.RuntimeNotFoundError as exc:
+            self.errors.append(str(exc))
+        else:
+            rt = {name: self._add(_file_asset(folder / name)) for name in runtime.RUNTIME_FILES}
+            runtime_cfg = {
+                "wasm": {
+                    "bundle": rt["ort.wasm.min.mjs"].url,
+                    "mjs": rt["ort-wasm-simd-threaded.mjs"].url,
+                    "wasm": rt["ort-wasm-simd-threaded.wasm"].url,
+                },
+                "webgpu": {
+                    "bundle": rt["ort.webgpu.min.mjs"].url,
+                    "mjs": rt["ort-wasm-simd-threaded.asyncify.mjs"].url,
+                    "wasm": rt["ort-wasm-simd-threaded.asyncify.wasm"].url,
+                },
+            }
+            self.shell += [a.url for a in rt.values() if a.name.endswith(".mjs")]
+
+        model_cfg: dict[str, object] = {}
+        try:
+            spec = models.get_spec(model)
+            path = models.model_path(spec)
+        except ModelError as exc:
+            self.errors.append(str(exc))
+        else:
+            base = self._add(
+                _file_asset(path, name=f"{spec.name}.onnx", key=variants.variant_key(spec.sha256, "wasm"))
+            )
+            webgpu: dict[str, str] = {}
+            for variant in variants.webgpu_variants(path):
+                asset = _Asset(
+                    name=f"{spec.name}-{variant}.onnx",
+                    key=variants.variant_key(spec.sha256, variant),
+                    build=lambda v=variant: variants.build_variant(path, v),  # type: ignore[misc]
+                )
+                self._add(asset)
+                webgpu[variant.removeprefix("webgpu-")] = asset.url
+            model_cfg = {
+                "name": spec.name,
+                "description": spec.description,
+                "license": spec.license,
+                "sha256": spec.sha256,
+                "size": base.size,
+                "inputSize": spec.input_size,
+                "wasm": base.url,
+                "webgpu": webgpu,
+            }
+        self.config = {
+            "model": model_cfg,
+            "graphs": {"preprocess": pre.url, "postprocess": post.url},
+            "runtime": runtime_cfg,
+            "worker": static["worker.js"].url,
+        }
+        # Changes whenever any served file changes: the service worker's version.
+        digest = hashlib.sha256(json.dumps(sorted(self.by_url), sort_keys=True).encode())
+        self.version = digest.hexdigest()[:16]
+
+    def _add(self, asset: _Asset) -> _Asset:
+        self.by_url[asset.url] = asset
+        return asset
+
+
+def _json_for_html(data: object) -> str:
+    # Safe inside <script type="application/json">: no "</script>" or "<!--" possible.
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _render(template: str, values: dict[str, str]) -> str:
+    text = (STATIC / template).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text
+
+
+class _SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k for k, _ in self.raw}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": headers + self.raw}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _host_name(host_header: str) -> str:
+    """``example.com:8000`` -> ``example.com``; ``[::1]:8000`` -> ``[::1]``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end != -1 else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class _HostCheck:
+    """400 for any Host header not allowed: a foreign name means DNS rebinding."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = {_normalise_host(h) for h in allowed_hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "*" not in self.allowed:
+            headers = dict(scope.get("headers", []))
+            host = _host_name(headers.get(b"host", b"").decode("latin-1"))
+            if host not in self.allowed:
+                response = Response("Invalid host header", status_code=400, media_type="text/plain")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _normalise_host(host: str) -> str:
+    host = host.strip().lower()
+    try:
+        if ipaddress.ip_address(host.strip("[]")).version == 6:
+            return f"[{host.strip('[]')}]"
+    except ValueError:
+        pass
+    return host
+
+
+def create_app(
+    *,
+    model: str = "medium",
+    allowed_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The web app as an ASGI application.
+
+    ``model`` names the registry model the page runs. ``allowed_hosts`` are the
+    Host header names accepted (``"*"`` disables the check). ``extra_routes`` are
+    mounted before the page routes (for example an HTTP API under ``/api/v1/``).
+    A missing model or runtime does not stop the app: the page explains what to run.
+    """
+    assets = _Assets(model)
+    static = assets.static
+
+    def page(request: Request) -> Response:
+        if assets.errors:
+            body = _render(
+                "error.html",
+                {
+                    "style": static["style.css"].url,
+                    "icon": static["icon.svg"].url,
+                    "errors": "".join(f"<li>{html.escape(e)}</li>" for e in assets.errors),
+                },
+            )
+            return HTMLResponse(body, status_code=503, headers={"Cache-Control": "no-store"})
+        body = _render(
+            "index.html",
+            {
+                "style": static["style.css"].url,
+                "app": static["app.js"].url,
+                "icon": static["icon.svg"].url,
+                "config": _json_for_html(assets.config),
+                "model_name": html.escape(str(assets.config["model"]["name"])),  # type: ignore[index]
+            },
+        )
+        return HTMLResponse(body, headers={"Cache-Control": NO_CACHE})
+
+    sw_body = _render(
+        "sw.js",
+        {
+            "manifest": json.dumps(
+                {"version": assets.version, "shell": assets.shell, "assets": sorted(assets.by_url)},
+                separators=(",", ":"),
+            )
+        },
+    ).encode()
+
+    def service_worker(request: Request) -> Response:
+        return Response(
+            sw_body,
+            media_type=_MEDIA_TYPES[".js"],
+            headers={"Cache-Control": NO_CACHE},
+        )
+
+    def asset(request: Request) -> Response:
+        found = assets.by_url.get(request.url.path)
+        if found is None:
+            return Response("Not found", status_code=404, media_type="text/plain")
+        headers = {"Cache-Control": IMMUTABLE}
+        if found.path is not None:
+            return FileResponse(found.path, media_type=found.media_type, headers=headers)
+        return Response(found.bytes(), media_type=found.media_type, headers=headers)
+
+    routes: list[BaseRoute] = [
+        *extra_routes,
+        Route("/", page, methods=["GET", "HEAD"]),
+        Route("/sw.js", service_worker, methods=["GET", "HEAD"]),
+        Route("/assets/{key}/{name}", asset, methods=["GET", "HEAD"]),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(_HostCheck, allowed_hosts=list(allowed_hosts))  # type: ignore[arg-type]
+    app.add_middleware(_SecurityHeaders)  # type: ignore[arg-type]
+    app.state.assets = assets
+    return app
+
+
+def allowed_hosts_for(host: str) -> tuple[str, ...]:
+    """The Host names to accept when bound to ``host``."""
+    hosts = list(DEFAULT_ALLOWED_HOSTS)
+    if host in ("0.0.0.0", "::", ""):
+        # Bound to every interface: accept this machine's own names and addresses.
+        name = socket.gethostname()
+        hosts += [name, socket.getfqdn()]
+        try:
+            hosts += [info[4][0] for info in socket.getaddrinfo(name, None)]
+        except OSError:
+            pass
+    else:
+        hosts.append(host)
+    return tuple(dict.fromkeys(_normalise_host(h) for h in hosts))
+
+
+def serve(
+    *, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False, model: str = "medium"
+) -> None:
+    """Run the web app with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(model=model, allowed_hosts=allowed_hosts_for(host))
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
+    if open_browser:
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
