@@ -431,6 +431,9 @@ def doctor() -> None:
     click.echo("\n".join(lines))
 
 
+from . import cli_batch  # noqa: E402,F401  (registers batch and watch)
+
+
 def main() -> None:
     cli(prog_name="alphacut")
 

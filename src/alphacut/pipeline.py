@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from .imageio import DecodedImage
 from .options import Options
 from .session import Session
 
-__all__ = ["Cutout", "remove_background", "cut", "stream", "ImageInput"]
+__all__ = ["Cutout", "remove_background", "cut", "cut_batch", "stream", "ImageInput"]
 
 ImageInput = bytes | str | Path | Image.Image | np.ndarray | DecodedImage
 T = TypeVar("T")
@@ -104,14 +104,41 @@ def _decode(image: ImageInput, options: Options) -> DecodedImage:
 
 def cut(decoded: DecodedImage, *, options: Options, session: Session) -> Cutout:
     """Run the model and the post-processing on an already decoded image."""
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    in_alpha = _input_alpha(decoded)
-    model_in = _over_white(decoded.srgb8, in_alpha)
+    in_alpha, model_in = _model_input(decoded)
     mask = session.predict_mask(model_in)
-    t1 = time.perf_counter()
-    timings["model"] = t1 - t0
+    return _finish(decoded, in_alpha, mask, options, session, {"model": time.perf_counter() - t0})
 
+
+def cut_batch(decoded: Sequence[DecodedImage], *, options: Options, session: Session) -> list[Cutout]:
+    """:func:`cut` for several images with one model call (faster on a GPU; the model
+    must accept a batch dimension larger than one, see :func:`alphacut.batch.batched_session`)."""
+    if len(decoded) == 1:
+        return [cut(decoded[0], options=options, session=session)]
+    t0 = time.perf_counter()
+    prepared = [_model_input(d) for d in decoded]
+    masks = session.infer(np.concatenate([session.preprocess(m) for _, m in prepared]))
+    share = (time.perf_counter() - t0) / len(decoded)
+    return [
+        _finish(d, in_alpha, masks[i : i + 1], options, session, {"model": share})
+        for i, (d, (in_alpha, _)) in enumerate(zip(decoded, prepared))
+    ]
+
+
+def _model_input(decoded: DecodedImage) -> tuple[np.ndarray | None, np.ndarray]:
+    in_alpha = _input_alpha(decoded)
+    return in_alpha, _over_white(decoded.srgb8, in_alpha)
+
+
+def _finish(
+    decoded: DecodedImage,
+    in_alpha: np.ndarray | None,
+    mask: np.ndarray,
+    options: Options,
+    session: Session,
+    timings: dict[str, float],
+) -> Cutout:
+    t1 = time.perf_counter()
     # Refinement and colours work in the output's colour space, the model in sRGB.
     photo = _over_white(decoded.pixels8, in_alpha)
     params = PostprocessParams(refine=options.refine, foreground=options.foreground)
@@ -174,34 +201,100 @@ def stream(
     options: Options,
     session: Session,
     prefetch: int = 2,
+    batch_size: int = 1,
+    post_workers: int = 0,
 ) -> Iterator[tuple[T, Cutout | AlphacutError]]:
     """Cut out many images in order, decoding the next ones while the model runs.
 
     Each item yields ``(item, Cutout)`` or ``(item, error)``: one bad input never
-    stops the rest.
+    stops the rest. ``batch_size`` images go through the model in one call (see
+    :func:`cut_batch`); ``post_workers`` threads run the full-resolution
+    post-processing while the model works on the next images (0: in line).
     """
+    if batch_size < 1 or post_workers < 0 or prefetch < 0:
+        raise ValueError(f"bad stream sizes: batch_size={batch_size}, post_workers={post_workers}, prefetch={prefetch}")
 
     def load(item: T) -> DecodedImage:
         return _decode(read(item), options)
 
+    depth = max(prefetch, batch_size)
     pending: deque[tuple[T, Future[DecodedImage]]] = deque()
+    # Results in input order: each future holds a Cutout or the input's error.
+    done: deque[tuple[T, Future[Cutout | AlphacutError]]] = deque()
+    group: list[tuple[DecodedImage, Future[Cutout | AlphacutError]]] = []
     iterator = iter(items)
-    with ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="alphacut-decode") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="alphacut-decode") as pool, \
+            ThreadPoolExecutor(max_workers=max(1, post_workers), thread_name_prefix="alphacut-post") as post:
 
         def fill() -> None:
-            while len(pending) < prefetch + 1:
+            while len(pending) < depth + 1:
                 try:
                     item = next(iterator)
                 except StopIteration:
                     return
                 pending.append((item, pool.submit(load, item)))
 
+        def finish_one(decoded: DecodedImage, in_alpha: np.ndarray | None, mask: np.ndarray) -> Cutout | AlphacutError:
+            try:
+                return _finish(decoded, in_alpha, mask, options, session, {})
+            except AlphacutError as exc:
+                return exc
+
+        def run_group() -> None:
+            t0 = time.perf_counter()
+            try:
+                prepared = [_model_input(d) for d, _ in group]
+                if len(group) == 1:
+                    masks = session.predict_mask(prepared[0][1])
+                else:
+                    masks = session.infer(np.concatenate([session.preprocess(m) for _, m in prepared]))
+            except AlphacutError as exc:
+                for _, slot in group:
+                    slot.set_result(exc)
+                group.clear()
+                return
+            share = (time.perf_counter() - t0) / len(group)
+            for i, ((decoded, slot), (in_alpha, _)) in enumerate(zip(group, prepared)):
+                mask = masks[i : i + 1]
+                if post_workers:
+                    fut = post.submit(finish_one, decoded, in_alpha, mask)
+                    fut.add_done_callback(lambda f, slot=slot, s=share: _settle(slot, f, s))
+                else:
+                    result = finish_one(decoded, in_alpha, mask)
+                    if isinstance(result, Cutout):
+                        result.timings = {"model": share, **result.timings}
+                    slot.set_result(result)
+            group.clear()
+
         fill()
         while pending:
             item, future = pending.popleft()
             fill()
+            slot: Future[Cutout | AlphacutError] = Future()
+            done.append((item, slot))
             try:
-                decoded = future.result()
-                yield item, cut(decoded, options=options, session=session)
+                group.append((future.result(), slot))
             except AlphacutError as exc:
-                yield item, exc
+                slot.set_result(exc)
+            if len(group) >= batch_size or (group and not pending):
+                run_group()
+            # Hand out finished results; wait only for work already handed to a thread.
+            while done and (done[0][1].done() or (not group and len(done) > post_workers + 1)):
+                head, result = done.popleft()
+                yield head, result.result()
+        if group:
+            run_group()
+        while done:
+            head, result = done.popleft()
+            yield head, result.result()
+
+
+def _settle(slot: Future[Cutout | AlphacutError], fut: Future[Cutout | AlphacutError], model_seconds: float) -> None:
+    exc = fut.exception()
+    if exc is not None:  # a bug, not a bad input: surface it to the consumer
+        slot.set_exception(exc)
+        return
+    result = fut.result()
+    if isinstance(result, Cutout):
+        result.timings = {"model": model_seconds, **result.timings}
+    slot.set_result(result)

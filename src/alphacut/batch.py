@@ -1,0 +1,433 @@
+"""Unattended work at scale: cut out a whole folder tree into a mirrored output folder.
+
+A pipeline, not a loop: :func:`alphacut.pipeline.stream` decodes the next inputs in
+threads while the model runs, full-resolution post-processing overlaps the next
+model call, and encoding plus the atomic write happen in a writer thread. On a GPU
+several images share one model call (``batch_size``); on a CPU one at a time is
+fastest.
+
+Every input is accounted for in the :class:`~alphacut.ledger.Ledger` in the output
+folder, so a rerun (after a crash, a ``kill -9`` or new files) skips what is done
+and retries what failed. Outputs are written with
+:func:`~alphacut.fsutil.atomic_write`; the temporary files a killed run leaves are
+removed by the next run. Inputs are only ever read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import models
+from .errors import AlphacutError, DecodeError, OutputError
+from .fsutil import atomic_write
+from .ledger import LEDGER_NAME, Entry, Ledger, fingerprint, sha256_bytes
+from .options import Options
+from .session import Session
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "REPORT_JSON",
+    "REPORT_CSV",
+    "Batch",
+    "Job",
+    "Result",
+    "Report",
+    "run_batch",
+    "scan",
+    "clean_partials",
+    "batched_model_path",
+    "default_batch_size",
+]
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif", ".avif"}
+)
+REPORT_JSON = "alphacut-report.json"
+REPORT_CSV = "alphacut-report.csv"
+EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+GPU_BATCH_SIZE = 8
+# What fsutil.atomic_write names its temporary files: ".<name>.<random>.part".
+_PARTIAL = re.compile(r"^\..+\.[A-Za-z0-9_]+\.part$")
+
+
+@dataclass
+class Job:
+    """One input to cut out."""
+
+    rel: str  # relative to the input folder, '/' separated: the ledger key
+    source: Path
+    output_rel: str  # relative to the output folder
+    size: int
+    mtime_ns: int
+    sha256: str | None = None  # set when the bytes are read
+
+
+@dataclass
+class Result:
+    """What happened to one input in this run."""
+
+    rel: str
+    status: str  # done, failed or skipped (done by an earlier run)
+    output: str | None = None
+    error: str | None = None
+    confidence: float | None = None
+    needs_review: bool | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class Report:
+    """The state of every input of the input folder after a run."""
+
+    input_dir: str
+    output_dir: str
+    done: int = 0  # cut out by this run
+    skipped: int = 0  # done by an earlier run, unchanged
+    failed: int = 0
+    ignored: list[str] = field(default_factory=list)  # files without an image suffix
+    entries: list[Entry] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return len(self.entries)
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [{"input": e.path, "error": e.error} for e in self.entries if e.status == "failed"]
+
+    @property
+    def review(self) -> list[dict[str, Any]]:
+        return [
+            {"input": e.path, "output": e.output, "confidence": e.confidence}
+            for e in self.entries
+            if e.status == "done" and e.needs_review
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "input_dir": self.input_dir,
+            "output_dir": self.output_dir,
+            "counts": {
+                "inputs": self.total,
+                "ok": sum(e.status == "done" for e in self.entries),
+                "failed": len(self.failures),
+                "needs_review": len(self.review),
+                "this_run": {"done": self.done, "skipped": self.skipped, "failed": self.failed},
+                "ignored": len(self.ignored),
+            },
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.done / self.seconds, 3) if self.seconds and self.done else None,
+            "failures": self.failures,
+            "needs_review": self.review,
+            "ignored": self.ignored,
+        }
+
+    def csv_text(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["input", "status", "output", "sha256", "confidence", "needs_review", "error", "attempts"])
+        for e in self.entries:
+            writer.writerow([e.path, e.status, e.output or "", e.sha256, "" if e.confidence is None else e.confidence,
+                             "" if e.needs_review is None else int(e.needs_review), e.error or "", e.attempts])
+        return buf.getvalue()
+
+    def write(self, out_dir: Path) -> tuple[Path, Path]:
+        """Write the JSON and CSV reports into ``out_dir`` (atomically, replacing the last ones)."""
+        as_json = Path(out_dir) / REPORT_JSON
+        as_csv = Path(out_dir) / REPORT_CSV
+        atomic_write(as_json, (json.dumps(self.as_dict(), indent=2) + "\n").encode(), overwrite=True)
+        atomic_write(as_csv, self.csv_text().encode(), overwrite=True)
+        return as_json, as_csv
+
+
+def scan(in_dir: Path, out_dir: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """Image files under ``in_dir`` (recursive, sorted) and the other files, ignored.
+
+    Hidden files and folders are skipped, and so is ``out_dir`` when it lies inside.
+    """
+    in_dir = Path(in_dir)
+    out_resolved = Path(out_dir).resolve() if out_dir is not None else None
+    images: list[Path] = []
+    ignored: list[Path] = []
+    for root, dirs, files in os.walk(in_dir):
+        root_path = Path(root)
+        dirs[:] = sorted(
+            d for d in dirs
+            if not d.startswith(".") and (out_resolved is None or (root_path / d).resolve() != out_resolved)
+        )
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = root_path / name
+            if not path.is_file():
+                continue
+            (images if path.suffix.lower() in IMAGE_SUFFIXES else ignored).append(path)
+    return sorted(images), sorted(ignored)
+
+
+def clean_partials(out_dir: Path) -> int:
+    """Remove the temporary files a killed run left in ``out_dir``; how many there were."""
+    removed = 0
+    for root, _dirs, files in os.walk(out_dir):
+        for name in files:
+            if _PARTIAL.match(name):
+                Path(root, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def default_batch_size(session: Session) -> int:
+    """Images per model call: several on a GPU (when the model allows it), one on a CPU."""
+    on_gpu = session.active_providers[0] != "CPUExecutionProvider"
+    return GPU_BATCH_SIZE if on_gpu and _accepts_batches(session) else 1
+
+
+def _accepts_batches(session: Session) -> bool:
+    dim = session._model.get_inputs()[0].shape[0]
+    return not isinstance(dim, int) or dim != 1
+
+
+def batched_model_path(spec: models.ModelSpec, source: Path | None = None) -> Path:
+    """A copy of the model whose batch dimension is free (cached beside the model).
+
+    The built-in ISNet exports fix the batch to 1, but none of their operators
+    depends on it, so naming the first dimension is all it takes.
+    """
+    import onnx
+
+    source = source or models.model_path(spec)
+    target = models.home() / "batched" / f"{spec.name}-{spec.sha256[:12]}.onnx"
+    if target.exists():
+        return target
+    model = onnx.load(str(source))
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].ClearField("dim_value")
+            dims[0].dim_param = "batch"
+    del model.graph.value_info[:]  # inferred shapes would still say 1
+    atomic_write(target, model.SerializeToString(), overwrite=True)
+    return target
+
+
+class Batch:
+    """Cut out ``in_dir`` into ``out_dir``, remembering everything in the ledger.
+
+    ``plan`` decides what to do (and what is already done), ``run`` does it and
+    yields one :class:`Result` per job as soon as its output is on disk.
+    """
+
+    def __init__(
+        self,
+        in_dir: Path,
+        out_dir: Path,
+        *,
+        options: Options,
+        session: Session,
+        batch_size: int | None = None,
+        prefetch: int = 2,
+        post_workers: int = 1,
+        writers: int = 1,
+    ) -> None:
+        self.in_dir = Path(in_dir)
+        self.out_dir = Path(out_dir)
+        if not self.in_dir.is_dir():
+            raise AlphacutError(f"{self.in_dir} is not a folder: batch takes an input folder and an output folder")
+        in_res, out_res = self.in_dir.resolve(), self.out_dir.resolve()
+        if in_res == out_res or in_res.is_relative_to(out_res):
+            raise AlphacutError(
+                f"the output folder {self.out_dir} contains the input folder {self.in_dir}: choose an output"
+                " folder outside it, so inputs are never overwritten"
+            )
+        self.options = options
+        self.session = session
+        self.batch_size = batch_size or default_batch_size(session)
+        self.prefetch = max(prefetch, self.batch_size)
+        self.post_workers = post_workers
+        self.writers = writers
+        self.fingerprint = fingerprint(options, session.spec.sha256)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.ledger = Ledger(self.out_dir / LEDGER_NAME)
+        self.ext = EXTENSIONS[options.format]
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def rel(self, path: Path) -> str:
+        return Path(path).relative_to(self.in_dir).as_posix()
+
+    def plan(self, paths: Iterable[Path]) -> tuple[list[Job], list[Result]]:
+        """Jobs to run, and the inputs skipped because an earlier run did them."""
+        claimed = self.ledger.outputs()  # output -> input
+        jobs: list[Job] = []
+        skipped: list[Result] = []
+        for path in paths:
+            rel = self.rel(path)
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # vanished since the scan: not an input any more
+            entry = self.ledger.get(rel)
+            if entry is not None and self._is_done(entry, path, st):
+                skipped.append(Result(rel=rel, status="skipped", output=entry.output,
+                                      confidence=entry.confidence, needs_review=entry.needs_review))
+                continue
+            output = self._output_name(rel, entry, claimed)
+            claimed[output] = rel
+            jobs.append(Job(rel=rel, source=path, output_rel=output, size=st.st_size, mtime_ns=st.st_mtime_ns))
+        return jobs, skipped
+
+    def _is_done(self, entry: Entry, path: Path, st: os.stat_result) -> bool:
+        if entry.status != "done" or entry.options != self.fingerprint or not entry.output:
+            return False
+        if not (self.out_dir / entry.output).is_file():
+            return False
+        if (entry.size, entry.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            return True
+        # Touched or copied: the content hash decides.
+        try:
+            same = sha256_bytes(path.read_bytes()) == entry.sha256
+        except OSError:
+            return False
+        if same:
+            self.ledger.touch(entry.path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        return same
+
+    def _output_name(self, rel: str, entry: Entry | None, claimed: dict[str, str]) -> str:
+        if entry is not None and entry.output and entry.output.endswith("." + self.ext):
+            return entry.output
+        p = Path(rel)
+        parent = "" if str(p.parent) == "." else p.parent.as_posix() + "/"
+        suffix = p.suffix.lstrip(".").lower()
+        candidates = [f"{p.stem}.{self.ext}", f"{p.stem}-{suffix}.{self.ext}"]
+        candidates += [f"{p.stem}-{suffix}-{n}.{self.ext}" for n in range(2, 10000)]
+        for name in candidates:
+            out = parent + name
+            if claimed.get(out, rel) == rel:
+                return out
+        raise OutputError(f"no free output name for {rel}")  # pragma: no cover
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[Result]:
+        """Cut out ``jobs``; yields each input's :class:`Result` once its ledger row is written."""
+        from .pipeline import stream
+
+        def read(job: Job) -> bytes:
+            try:
+                data = job.source.read_bytes()
+            except OSError as exc:
+                raise DecodeError(f"cannot read {job.rel}: {exc.strerror or exc}") from None
+            job.sha256 = sha256_bytes(data)
+            return data
+
+        def save(job: Job, cutout: Any, seconds: float) -> Result:
+            try:
+                atomic_write(self.out_dir / job.output_rel, cutout.encode(self.options), overwrite=True)
+            except AlphacutError as exc:
+                return self._failed(job, exc, seconds)
+            self.ledger.record(
+                job.rel, sha256=job.sha256 or "", size=job.size, mtime_ns=job.mtime_ns, options=self.fingerprint,
+                status="done", output=job.output_rel, confidence=cutout.confidence.score,
+                needs_review=cutout.confidence.needs_review, warnings=cutout.warnings, seconds=seconds,
+            )
+            return Result(rel=job.rel, status="done", output=job.output_rel, confidence=cutout.confidence.score,
+                          needs_review=cutout.confidence.needs_review, seconds=round(seconds, 3))
+
+        pending: list[Future[Result]] = []
+        last = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="alphacut-write") as writer:
+            for job, result in stream(jobs, read=read, options=self.options, session=self.session,
+                                      prefetch=self.prefetch, batch_size=self.batch_size,
+                                      post_workers=self.post_workers):
+                now = time.perf_counter()
+                seconds, last = now - last, now
+                if isinstance(result, AlphacutError):
+                    pending.append(_resolved(self._failed(job, result, seconds)))
+                else:
+                    pending.append(writer.submit(save, job, result, seconds))
+                while pending and pending[0].done():
+                    yield pending.pop(0).result()
+                # Bound memory: encoded-but-unwritten cutouts are full-resolution arrays.
+                while len(pending) > 2 * self.writers + 1:
+                    yield pending.pop(0).result()
+            for fut in pending:
+                yield fut.result()
+
+    def _failed(self, job: Job, exc: AlphacutError, seconds: float) -> Result:
+        sha = job.sha256
+        if sha is None:  # the read itself failed
+            try:
+                sha = sha256_bytes(job.source.read_bytes())
+            except OSError:
+                sha = ""
+        self.ledger.record(job.rel, sha256=sha, size=job.size, mtime_ns=job.mtime_ns, options=self.fingerprint,
+                           status="failed", error=str(exc), seconds=seconds)
+        return Result(rel=job.rel, status="failed", error=str(exc), seconds=round(seconds, 3))
+
+    def report(self, inputs: Iterable[Path], ignored: Iterable[Path], results: Iterable[Result],
+               seconds: float) -> Report:
+        """The report over ``inputs`` (each exactly once), counting this run's ``results``."""
+        wanted = {self.rel(p) for p in inputs}
+        entries = [e for e in self.ledger.entries() if e.path in wanted]
+        report = Report(input_dir=str(self.in_dir), output_dir=str(self.out_dir), seconds=seconds,
+                        entries=entries, ignored=[self.rel(p) for p in ignored])
+        for r in results:
+            if r.status == "done":
+                report.done += 1
+            elif r.status == "skipped":
+                report.skipped += 1
+            else:
+                report.failed += 1
+        return report
+
+
+def _resolved(result: Result) -> Future[Result]:
+    fut: Future[Result] = Future()
+    fut.set_result(result)
+    return fut
+
+
+def run_batch(
+    in_dir: Path,
+    out_dir: Path,
+    *,
+    options: Options,
+    session: Session,
+    batch_size: int | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_result: Callable[[Result], None] | None = None,
+) -> Report:
+    """Cut out every image under ``in_dir`` into ``out_dir`` (mirrored); write and return the report.
+
+    ``on_plan(todo, skipped)`` is called once the work is known, ``on_result`` after each input.
+    """
+    started = time.perf_counter()
+    with Batch(in_dir, out_dir, options=options, session=session, batch_size=batch_size) as batch:
+        clean_partials(batch.out_dir)
+        images, ignored = scan(batch.in_dir, batch.out_dir)
+        jobs, results = batch.plan(images)
+        if on_plan is not None:
+            on_plan(len(jobs), len(results))
+        for result in batch.run(jobs):
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        report = batch.report(images, ignored, results, time.perf_counter() - started)
+        report.write(batch.out_dir)
+    return report
