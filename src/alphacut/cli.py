@@ -400,12 +400,15 @@ def models_add(name: str, url: str, sha256: str, input_size: int, mean: float, s
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--open", "open_browser", is_flag=True, help="open the page in the default browser")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True)
-def serve(host: str, port: int, open_browser: bool, model: str) -> None:
+@click.option("--api", is_flag=True, help="also serve POST /api/v1/cutout: accepts uploads (kept in memory, never stored)")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
+              help="largest upload the API accepts")
+def serve(host: str, port: int, open_browser: bool, model: str, api: bool, max_upload_mb: float) -> None:
     """Start the local web app: the model runs in your browser tab, no image is uploaded."""
     from .web.app import serve as run_server
 
     try:
-        run_server(host=host, port=port, open_browser=open_browser, model=model)
+        run_server(host=host, port=port, open_browser=open_browser, model=model, api=api, max_upload_mb=max_upload_mb)
     except AlphacutError as exc:
         raise _fail(exc) from None
 

@@ -386,12 +386,16 @@ def allowed_hosts_for(host: str) -> tuple[str, ...]:
 
 
 def serve(
-    *, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False, model: str = "medium"
+    *, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False, model: str = "medium",
+    api: bool = False, max_upload_mb: float = 25.0,
 ) -> None:
-    """Run the web app with uvicorn until interrupted."""
+    """Run the web app with uvicorn until interrupted (``api``: also the opt-in upload API)."""
     import uvicorn
 
-    app = create_app(model=model, allowed_hosts=allowed_hosts_for(host))
+    from .api import default_api_routes  # the API accepts uploads: only when asked for
+
+    extra = default_api_routes(model, max_upload_mb=max_upload_mb) if api else []
+    app = create_app(model=model, allowed_hosts=allowed_hosts_for(host), extra_routes=extra)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
     if open_browser:
