@@ -415,18 +415,60 @@ def serve(host: str, port: int, open_browser: bool, model: str, api: bool, max_u
 
 @cli.command()
 def doctor() -> None:
-    """Print providers, threads, model cache and versions."""
+    """Print providers, GPU status, threads, model cache and versions."""
+    import ctypes
     import platform
 
     import numpy
     import onnxruntime as ort
     import PIL
 
+    def gpu_status(available: list[str]) -> str:
+        """One line: is a GPU usable, and if one is expected but is not, why."""
+        nvidia = Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia").exists()
+        if "CUDAExecutionProvider" not in available:
+            if nvidia:
+                return ("GPU: an NVIDIA GPU is present but this onnxruntime build is CPU-only:"
+                        " pip install 'alphacut[gpu]' (onnxruntime-gpu replaces onnxruntime)")
+            return "GPU: none (this onnxruntime build is CPU-only)"
+        lib = Path(ort.__file__).parent / "capi" / (
+            "onnxruntime_providers_cuda.dll" if os.name == "nt" else "libonnxruntime_providers_cuda.so")
+        if lib.exists():
+            try:
+                ctypes.CDLL(str(lib))
+            except OSError as exc:  # names the missing CUDA/cuDNN library
+                return f"GPU: UNUSABLE: onnxruntime-gpu is installed but its CUDA provider cannot load: {exc}"
+        try:
+            from onnx import TensorProto, helper
+
+            graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe",
+                                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+            probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            so = ort.SessionOptions()
+            so.log_severity_level = 4
+            sess = ort.InferenceSession(probe.SerializeToString(), so,
+                                        providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+            sess.run(None, {"x": numpy.zeros(1, numpy.float32)})
+        except Exception as exc:  # any failure here is the answer we report
+            return f"GPU: UNUSABLE: a CUDA session cannot be created: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        if sess.get_providers()[0] != "CUDAExecutionProvider":
+            return ("GPU: UNUSABLE: onnxruntime-gpu fell back to the CPU (no CUDA device, or the driver, CUDA and"
+                    " cuDNN versions do not match this onnxruntime-gpu build)")
+        return "GPU: CUDA usable" + (", TensorRT available" if "TensorrtExecutionProvider" in available else "")
+
+    available = ort.get_available_providers()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count() or 1
     lines = [
         f"alphacut {__version__} on Python {platform.python_version()} ({platform.platform()})",
-        f"onnxruntime {ort.__version__}: providers {', '.join(ort.get_available_providers())}",
+        f"onnxruntime {ort.__version__} (build device {ort.get_device()}): providers {', '.join(available)}",
+        gpu_status(available),
         f"numpy {numpy.__version__}, Pillow {PIL.__version__}",
-        f"CPU cores: {os.cpu_count()}",
+        f"CPU cores: {os.cpu_count()} ({usable} usable by this process);"
+        f" model threads: {usable} by default (--threads N to change)",
         f"model cache: {models.home()}",
     ]
     for spec, path in models.cached_models():
