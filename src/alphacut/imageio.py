@@ -303,7 +303,7 @@ def encode(
     if mask:
         alpha = rgba[..., 3]
         if sixteen and format == "png":
-            return _save(Image.fromarray(alpha, "I;16"), "PNG")
+            return _save(Image.fromarray(np.ascontiguousarray(alpha)), "PNG")  # mode I;16
         return _save(Image.fromarray(_to8(alpha), "L"), format.upper(), quality=95)
     if flatten is not None or format == "jpeg":
         bg = np.array(flatten or (255, 255, 255), np.float32) / 255.0

@@ -325,7 +325,7 @@ def _assemble_from_tarball(tgz: Path, resource: str, out: Path, progress: Progre
         done = 0
         with open(out, "wb") as sink:
             for chunk in chunks:
-                blob = data.pop(f"package/dist/{chunk['hash']}")
+                blob = data[f"package/dist/{chunk['hash']}"]  # identical chunks may repeat
                 start, end = chunk["offsets"]
                 if hashlib.sha256(blob).hexdigest() != chunk["hash"] or len(blob) != end - start:
                     raise IntegrityError(
