@@ -47,6 +47,7 @@ __all__ = [
     "clean_partials",
     "batched_model_path",
     "default_batch_size",
+    "output_name",
 ]
 
 IMAGE_SUFFIXES = frozenset(
@@ -311,18 +312,7 @@ class Batch:
         return same
 
     def _output_name(self, rel: str, entry: Entry | None, claimed: dict[str, str]) -> str:
-        if entry is not None and entry.output and entry.output.endswith("." + self.ext):
-            return entry.output
-        p = Path(rel)
-        parent = "" if str(p.parent) == "." else p.parent.as_posix() + "/"
-        suffix = p.suffix.lstrip(".").lower()
-        candidates = [f"{p.stem}.{self.ext}", f"{p.stem}-{suffix}.{self.ext}"]
-        candidates += [f"{p.stem}-{suffix}-{n}.{self.ext}" for n in range(2, 10000)]
-        for name in candidates:
-            out = parent + name
-            if claimed.get(out, rel) == rel:
-                return out
-        raise OutputError(f"no free output name for {rel}")  # pragma: no cover
+        return output_name(rel, self.ext, entry, claimed)
 
     def run(self, jobs: Sequence[Job]) -> Iterator[Result]:
         """Cut out ``jobs``; yields each input's :class:`Result` once its ledger row is written."""
@@ -395,6 +385,26 @@ class Batch:
             else:
                 report.failed += 1
         return report
+
+
+def output_name(rel: str, ext: str, entry: Entry | None, claimed: dict[str, str]) -> str:
+    """The output of input ``rel`` (relative to OUT): the same folders and stem, the format's extension.
+
+    An input keeps the output the ledger gave it. Names ``claimed`` by another input
+    (``a.jpg`` and ``a.png`` side by side) get the source's extension added: ``a-png.png``.
+    """
+    if entry is not None and entry.output and entry.output.endswith("." + ext):
+        return entry.output
+    p = Path(rel)
+    parent = "" if str(p.parent) == "." else p.parent.as_posix() + "/"
+    suffix = p.suffix.lstrip(".").lower()
+    candidates = [f"{p.stem}.{ext}", f"{p.stem}-{suffix}.{ext}"]
+    candidates += [f"{p.stem}-{suffix}-{n}.{ext}" for n in range(2, 10000)]
+    for name in candidates:
+        out = parent + name
+        if claimed.get(out, rel) == rel:
+            return out
+    raise OutputError(f"no free output name for {rel}")  # pragma: no cover
 
 
 def _resolved(result: Result) -> Future[Result]:
