@@ -1,0 +1,54 @@
+"""A stand-in for :class:`alphacut.Session` for tests of the plumbing (no model, milliseconds)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str = "fake"
+    sha256: str = "0" * 64
+
+
+class FakeSession:
+    """Alpha: an opaque disc in the middle of the image; ``delay`` seconds per model call."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.spec = _Spec()
+        self.delay = delay
+        self.active_providers = ["CPUExecutionProvider"]
+        self.calls = 0
+        self.running = 0
+        self.max_running = 0
+        self._lock = threading.Lock()
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        return np.zeros((1, 3, 8, 8), np.float32)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self.calls += 1
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            time.sleep(self.delay)
+        finally:
+            with self._lock:
+                self.running -= 1
+        return np.zeros((batch.shape[0], 1, 8, 8), np.float32)
+
+    def predict_mask(self, image: np.ndarray) -> np.ndarray:
+        return self.infer(self.preprocess(image))
+
+    def postprocess(self, image: np.ndarray, mask: np.ndarray, params: object):  # type: ignore[no-untyped-def]
+        h, w = image.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w]
+        r = min(h, w) / 3
+        alpha = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 <= r * r).astype(np.float32)
+        fg = image[..., :3].astype(np.float32) / 255.0
+        return alpha, fg, alpha

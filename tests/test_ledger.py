@@ -1,0 +1,68 @@
+"""The batch ledger: one row per input, upserts, fingerprints, persistence."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from alphacut import Options
+from alphacut.errors import OutputError
+from alphacut.ledger import LEDGER_NAME, Ledger, fingerprint, sha256_bytes
+
+
+def test_one_row_per_input_and_attempts_count(tmp_path: Path) -> None:
+    with Ledger.in_folder(tmp_path) as ledger:
+        ledger.record("a.jpg", sha256="x", size=1, mtime_ns=2, options="o", status="failed", error="bad")
+        ledger.record("a.jpg", sha256="y", size=3, mtime_ns=4, options="o", status="done", output="a.png",
+                      confidence=0.9, needs_review=False, warnings=["w"])
+        ledger.record("b/c.png", sha256="z", size=5, mtime_ns=6, options="o", status="done", output="b/c.png")
+        rows = list(ledger.entries())
+    assert [r.path for r in rows] == ["a.jpg", "b/c.png"]
+    a = rows[0]
+    assert (a.status, a.sha256, a.output, a.error, a.attempts, a.warnings) == ("done", "y", "a.png", None, 2, ["w"])
+    assert a.needs_review is False and a.confidence == pytest.approx(0.9)
+
+
+def test_persists_across_reopen_and_outputs_map(tmp_path: Path) -> None:
+    with Ledger.in_folder(tmp_path) as ledger:
+        ledger.record("a.jpg", sha256="x", size=1, mtime_ns=2, options="o", status="done", output="a.png")
+        ledger.record("b.jpg", sha256="x", size=1, mtime_ns=2, options="o", status="failed", error="e")
+    assert (tmp_path / LEDGER_NAME).is_file()
+    with Ledger.in_folder(tmp_path) as ledger:
+        assert ledger.outputs() == {"a.png": "a.jpg"}
+        ledger.touch("a.jpg", size=10, mtime_ns=20)
+        entry = ledger.get("a.jpg")
+        assert entry is not None and (entry.size, entry.mtime_ns, entry.sha256) == (10, 20, "x")
+        assert ledger.get("missing.jpg") is None
+
+
+def test_rejects_unknown_status(tmp_path: Path) -> None:
+    with Ledger.in_folder(tmp_path) as ledger, pytest.raises(ValueError, match="status"):
+        ledger.record("a", sha256="", size=0, mtime_ns=0, options="o", status="running")
+
+
+def test_other_schema_version_is_a_clear_error(tmp_path: Path) -> None:
+    Ledger.in_folder(tmp_path).close()
+    db = sqlite3.connect(tmp_path / LEDGER_NAME)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(OutputError, match="schema 99"):
+        Ledger.in_folder(tmp_path)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / LEDGER_NAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(OutputError, match="move it away"):
+        Ledger.in_folder(tmp_path)
+
+
+def test_fingerprint_follows_options_and_model() -> None:
+    base = fingerprint(Options(), "a" * 64)
+    assert base == fingerprint(Options(), "a" * 64)
+    assert base != fingerprint(Options(format="webp"), "a" * 64)
+    assert base != fingerprint(Options(refine=False), "a" * 64)
+    assert base != fingerprint(Options(), "b" * 64)
+    assert sha256_bytes(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
