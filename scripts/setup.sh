@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything alphacut needs in this checkout: a virtual environment with the
-# package (and, with --dev, the test tools), the web runtime and the default model.
+# package (and, with --dev, the test and benchmark tools), the default model and the
+# in-browser runtime.
 # Idempotent: a second run only checks. Needs python3 (3.11+), pip, node and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +22,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ -f package-lock.json ] && [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  echo "setup: installing the web runtime (npm ci)" >&2
-  npm ci --no-audit --no-fund --loglevel=error
-  touch node_modules
-fi
-
+# The model and the browser runtime are fetched with npm, verified, and cached outside the
+# checkout (ALPHACUT_HOME moves the cache); a second run finds them and fetches nothing.
 .venv/bin/alphacut models pull medium >&2
+.venv/bin/python -m alphacut.web pull-runtime >/dev/null
