@@ -1,0 +1,123 @@
+"""alphacut watch: files are taken once completely written, with the batch ledger; clean stops."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fake_session import FakeSession
+from PIL import Image
+
+from alphacut import Options
+from alphacut.ledger import LEDGER_NAME, Ledger
+from alphacut.watch import Watcher, watch
+
+
+def _jpeg(colour: tuple[int, int, int] = (200, 10, 10)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), colour).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_file_is_taken_only_when_size_and_mtime_hold_still(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    watcher = Watcher(src, out, options=Options(), session=FakeSession(), settle=2)  # type: ignore[arg-type]
+    try:
+        data = _jpeg()
+        target = src / "arriving.jpg"
+        target.write_bytes(data[:100])  # a copy in progress
+        assert watcher.ready() == []
+        with target.open("ab") as f:
+            f.write(data[100:])
+        assert watcher.ready() == []  # changed since the last poll: not yet
+        assert watcher.ready() == [target]
+        results = watcher.process([target])
+        assert [r.status for r in results] == ["done"]
+        assert watcher.ready() == []  # handled
+        (src / "later.jpg").write_bytes(_jpeg((0, 0, 255)))
+        assert watcher.ready() == []
+        assert watcher.ready() == [src / "later.jpg"]
+    finally:
+        watcher.close()
+    assert (out / "arriving.png").is_file()
+
+
+def test_once_processes_what_is_there_and_shares_the_batch_ledger(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.jpg").write_bytes(_jpeg())
+    (src / "bad.jpg").write_bytes(b"nope")
+    report = watch(src, out, options=Options(), session=FakeSession(), interval=0.05, once=True)  # type: ignore[arg-type]
+    assert (out / "sub" / "a.png").is_file()
+    assert report.total == 2 and len(report.failures) == 1
+    with Ledger(out / LEDGER_NAME) as ledger:
+        assert {e.path: e.status for e in ledger.entries()} == {"sub/a.jpg": "done", "bad.jpg": "failed"}
+    fake = FakeSession()
+    report = watch(src, out, options=Options(), session=fake, interval=0.05, once=True)  # type: ignore[arg-type]
+    assert fake.calls == 0 and report.skipped == 1
+
+
+def test_stop_event_ends_the_watch_promptly(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    stop = threading.Event()
+    results: list[str] = []
+
+    def feed() -> None:
+        (src / "one.jpg").write_bytes(_jpeg())
+        deadline = time.monotonic() + 10
+        while not (out / "one.png").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stop.set()
+
+    feeder = threading.Thread(target=feed)
+    started = time.monotonic()
+    feeder.start()
+    report = watch(src, out, options=Options(), session=FakeSession(), interval=0.05, stop=stop,  # type: ignore[arg-type]
+                   on_result=lambda r: results.append(r.rel))
+    feeder.join()
+    assert time.monotonic() - started < 10
+    assert results == ["one.jpg"] and report.done == 1
+
+
+def test_timeout_stops_an_idle_watch(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    started = time.monotonic()
+    report = watch(tmp_path / "in", tmp_path / "out", options=Options(), session=FakeSession(),  # type: ignore[arg-type]
+                   interval=0.05, timeout=0.3)
+    assert 0.25 <= time.monotonic() - started < 5 and report.total == 0
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_cli_watch_stops_cleanly_on_sigterm(isnet_model_path: Path, tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "alphacut", "watch", str(src), str(out), "--interval", "0.2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        shutil.copy(Path(__file__).parent / "data" / "photos" / "girl-1.jpg", src / "girl-1.jpg")
+        deadline = time.monotonic() + 120
+        while not (out / "girl-1.png").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert (out / "girl-1.png").exists()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopping" in err and "1 inputs: 1 ok" in err
+    assert json.loads((out / "alphacut-report.json").read_text())["counts"]["ok"] == 1
