@@ -1,0 +1,195 @@
+"""The opt-in HTTP API, in-process with httpx.ASGITransport."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fake_session import FakeSession
+from PIL import Image
+from starlette.applications import Starlette
+
+from alphacut import Options
+from alphacut.web.api import api_routes
+
+PHOTOS = Path(__file__).parent / "data" / "photos"
+URL = "/api/v1/cutout"
+
+
+def _png(size: tuple[int, int] = (64, 48), noise: bool = False) -> bytes:
+    buf = io.BytesIO()
+    if noise:
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buf, "PNG")
+    else:
+        Image.new("RGB", size, (200, 40, 40)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
+
+
+def _app(session: Any = None, **limits: Any) -> Starlette:
+    session = session or FakeSession()
+    return Starlette(routes=api_routes(lambda: session, **limits))
+
+
+async def _post(app: Any, **kw: Any) -> httpx.Response:
+    async with _client(app) as c:
+        return await c.post(kw.pop("url", URL), **kw)
+
+
+@pytest.mark.model
+def test_real_photo_gives_the_library_cutout(session) -> None:  # type: ignore[no-untyped-def]
+    from alphacut import remove_background
+
+    data = (PHOTOS / "girl-1.jpg").read_bytes()
+    r = asyncio.run(_post(_app(session), content=data, headers={"Content-Type": "image/jpeg"}))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    im = Image.open(io.BytesIO(r.content))
+    assert im.mode == "RGBA" and im.size == (600, 399)
+    expected = remove_background(data, session=session)
+    assert np.array_equal(np.asarray(im)[..., 3], expected.rgba[..., 3])
+    assert float(r.headers["x-alphacut-confidence"]) == pytest.approx(expected.confidence.score, abs=1e-4)
+
+
+def test_raw_body_and_multipart_with_options() -> None:
+    app = _app()
+    r = asyncio.run(_post(app, content=_png()))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.headers["cache-control"] == "no-store"
+    assert Image.open(io.BytesIO(r.content)).mode == "RGBA"
+
+    r = asyncio.run(_post(app, url=URL + "?format=jpeg&background=%23000000",
+                          files={"file": ("x.png", _png(), "image/png")}))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    r = asyncio.run(_post(app, url=URL + "?mask=true", content=_png()))
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).mode == "L"
+    r = asyncio.run(_post(app, url=URL + "?format=webp&refine=false&foreground=0", content=_png()))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/webp"
+
+
+def test_multipart_upload_never_touches_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_disk(*a: Any, **k: Any) -> Any:
+        raise AssertionError("an upload was about to be written to a temporary file")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_disk)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_disk)
+    big = _png((1000, 800), noise=True)
+    assert len(big) > 2 * 1024 * 1024  # over starlette's 1 MB in-memory spool
+    r = asyncio.run(_post(_app(max_bytes=8 * 1024 * 1024), files={"file": ("big.png", big, "image/png")}))
+    assert r.status_code == 200
+
+
+def test_byte_cap_is_checked_while_streaming() -> None:
+    sent = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(100):
+            sent.append(1)
+            yield b"\0" * 10_000
+
+    r = asyncio.run(_post(_app(max_bytes=50_000), content=body()))
+    assert r.status_code == 413 and "byte cap" in r.json()["error"]
+    assert len(sent) < 100  # refused before the whole body was read
+
+    r = asyncio.run(_post(_app(max_bytes=50_000), content=b"\0" * 60_000))  # Content-Length alone decides
+    assert r.status_code == 413
+
+
+def test_megapixel_cap_is_413_and_cannot_be_raised_by_a_request() -> None:
+    app = _app(max_megapixels=0.001)
+    r = asyncio.run(_post(app, content=_png()))
+    assert r.status_code == 413 and "megapixels" in r.json()["error"]
+    r = asyncio.run(_post(app, url=URL + "?max_megapixels=1000", content=_png()))
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "status", "words"),
+    [
+        (b"hello, world", "application/octet-stream", 415, "not an image"),
+        (b"{}", "application/json", 415, "not an image"),
+        (b"", "image/png", 422, "empty"),
+        ((PHOTOS / "girl-1.jpg").read_bytes()[:9000], "image/jpeg", 422, "truncated"),
+    ],
+)
+def test_unusable_images_get_json_errors(body: bytes, ctype: str, status: int, words: str) -> None:
+    r = asyncio.run(_post(_app(), content=body, headers={"Content-Type": ctype}))
+    assert r.status_code == status
+    assert r.headers["content-type"] == "application/json"
+    assert words in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [("bogus=1", "unknown query parameter 'bogus'"), ("mask=maybe", "true or false"),
+     ("format=gif", "use one of png, webp, jpeg"), ("max_megapixels=nan", "finite"),
+     ("background=notacolour", "cannot read colour"), ("mask=1&mask=0", "twice")],
+)
+def test_bad_options_are_400(query: str, words: str) -> None:
+    r = asyncio.run(_post(_app(), url=f"{URL}?{query}", content=_png()))
+    assert r.status_code == 400 and words in r.json()["error"]
+
+
+def test_multipart_without_file_field_is_400() -> None:
+    r = asyncio.run(_post(_app(), files={"image": ("x.png", _png(), "image/png")}))
+    assert r.status_code == 400 and "`file`" in r.json()["error"]
+
+
+def test_full_queue_answers_503_with_retry_after() -> None:
+    slow = FakeSession(delay=0.5)
+    app = _app(slow, queue=1)
+
+    async def burst() -> list[httpx.Response]:
+        async with _client(app) as c:
+            return list(await asyncio.gather(*(c.post(URL, content=_png()) for _ in range(5))))
+
+    statuses = sorted(r.status_code for r in asyncio.run(burst()))
+    assert statuses == [200, 200, 503, 503, 503]
+    assert slow.max_running == 1  # one at a time on a CPU
+    busy = [r for r in asyncio.run(burst()) if r.status_code == 503]
+    assert busy and all(int(r.headers["retry-after"]) >= 1 and "busy" in r.json()["error"] for r in busy)
+
+
+def test_openapi_is_built_from_options_fields() -> None:
+    async def get() -> httpx.Response:
+        async with _client(_app(max_bytes=1234, max_megapixels=50)) as c:
+            return await c.get("/api/v1/openapi.json")
+
+    schema = asyncio.run(get()).json()
+    op = schema["paths"][URL]["post"]
+    params = {p["name"]: p for p in op["parameters"]}
+    fields = Options.fields()
+    assert list(params) == [f.name for f in fields]
+    for f in fields:
+        if f.name != "max_megapixels":
+            assert params[f.name]["schema"]["default"] == f.default
+    assert params["format"]["schema"]["enum"] == ["png", "webp", "jpeg"]
+    assert params["mask"]["schema"]["type"] == "boolean"
+    assert params["background"]["schema"]["nullable"] is True
+    assert params["max_megapixels"]["schema"]["maximum"] == 50
+    assert set(op["responses"]) >= {"200", "413", "415", "422", "503"}
+    assert "1234" in op["requestBody"]["description"]
+    assert schema["openapi"].startswith("3.")
+
+
+def test_the_web_app_takes_uploads_only_with_the_api(isnet_model_path: Path) -> None:
+    from alphacut.web.app import create_app
+
+    async def post(app: Any, host: str = "127.0.0.1") -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}") as c:
+            return await c.post(URL, content=_png())
+
+    assert asyncio.run(post(create_app())).status_code in (404, 405)
+    with_api = create_app(extra_routes=api_routes(FakeSession))
+    assert asyncio.run(post(with_api)).status_code == 200
+    assert asyncio.run(post(with_api, host="evil.example")).status_code == 400  # the Host check still applies
