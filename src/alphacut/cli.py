@@ -451,7 +451,8 @@ def doctor() -> None:
                                         providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
             sess.run(None, {"x": numpy.zeros(1, numpy.float32)})
         except Exception as exc:  # any failure here is the answer we report
-            return f"GPU: UNUSABLE: a CUDA session cannot be created: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            reason = (str(exc).strip().splitlines() or [repr(exc)])[0]
+            return f"GPU: UNUSABLE: a CUDA session cannot be created: {reason}"
         if sess.get_providers()[0] != "CUDAExecutionProvider":
             return ("GPU: UNUSABLE: onnxruntime-gpu fell back to the CPU (no CUDA device, or the driver, CUDA and"
                     " cuDNN versions do not match this onnxruntime-gpu build)")
