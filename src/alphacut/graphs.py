@@ -95,7 +95,7 @@ class PostprocessParams:
     gf_radius: int = 8  # guided filter window radius
     gf_eps: float = 1e-3  # guided filter regulariser (larger = smoother)
     speck_radius: int = 16  # despeckle window radius
-    speck_mass: float = 0.01  # minimum share of subject (or background) nearby
+    speck_mass: float = 0.04  # minimum share of subject (or background) nearby
     colour_radius: int = 16  # window for local subject / background colours
     band_radius: int = 4  # re-estimate alpha only this close to the outline
     colour_contrast: float = 0.05  # |F - B|^2 at which the colour estimate is fully trusted

@@ -1,0 +1,239 @@
+"""Properties of the pre/post-processing ONNX graphs, on real images."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from alphacut.graphs import (
+    PostprocessParams,
+    build_postprocess_graph,
+    build_preprocess_graph,
+    to_bytes,
+)
+
+DATA = Path(__file__).parent / "data"
+RAW = PostprocessParams(refine=False, foreground=False, despeckle=False)
+
+
+@pytest.fixture(scope="session")
+def isnet_model_path() -> Path:
+    path = Path(os.environ.get("ALPHACUT_TEST_MODEL", "/tmp/alphacut-home/models/medium.onnx"))
+    if not path.is_file():
+        pytest.skip(f"real model missing: {path}")
+    return path
+
+
+def _session(model: object) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    return ort.InferenceSession(to_bytes(model), so, providers=["CPUExecutionProvider"])  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def pre() -> ort.InferenceSession:
+    return _session(build_preprocess_graph())
+
+
+@pytest.fixture(scope="module")
+def post() -> ort.InferenceSession:
+    return _session(build_postprocess_graph())
+
+
+@pytest.fixture(scope="module")
+def post_raw() -> ort.InferenceSession:
+    return _session(build_postprocess_graph(RAW))
+
+
+def _post(sess: ort.InferenceSession, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    alpha, fg = sess.run(["alpha", "foreground"], {"image": image[None], "mask": mask})
+    return alpha[0, 0], fg[0].transpose(1, 2, 0)
+
+
+@pytest.fixture(scope="module")
+def lemur() -> dict[str, np.ndarray]:
+    m = DATA / "matting"
+    fg = np.asarray(Image.open(m / "lemur_foreground.png").convert("RGB"), np.float32) / 255
+    alpha = np.asarray(Image.open(m / "lemur_alpha.png").convert("L"), np.float32) / 255
+    bg = np.asarray(Image.open(m / "lemur_background.png").convert("RGB"), np.float32) / 255
+    return {"fg": fg, "alpha": alpha, "bg": bg}
+
+
+def _composite(lemur: dict[str, np.ndarray], bg: np.ndarray) -> np.ndarray:
+    a = lemur["alpha"][..., None]
+    return np.clip(np.round((lemur["fg"] * a + bg * (1 - a)) * 255), 0, 255).astype(np.uint8)
+
+
+def _backgrounds(lemur: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    shape = lemur["fg"].shape
+    flat = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "white": (1, 1, 1)}
+    return {"real": lemur["bg"]} | {k: np.broadcast_to(np.float32(v), shape) for k, v in flat.items()}
+
+
+def _band(alpha: np.ndarray) -> np.ndarray:
+    hard = alpha > 0.5
+    edge = ((alpha > 0) & (alpha < 1)) | (ndimage.binary_dilation(hard) ^ ndimage.binary_erosion(hard))
+    return ndimage.distance_transform_edt(~edge) <= 10
+
+
+def _errors(alpha: np.ndarray, fg: np.ndarray, lemur: dict[str, np.ndarray]) -> tuple[float, float]:
+    band = _band(lemur["alpha"])
+    a = lemur["alpha"][..., None]
+    grey = alpha[..., None] * fg + (1 - alpha[..., None]) * 0.5
+    true = a * lemur["fg"] + (1 - a) * 0.5
+    return float(np.abs(alpha - lemur["alpha"])[band].mean()), float(np.abs(grey - true)[band].mean())
+
+
+# -- builders ---------------------------------------------------------------
+
+
+def test_builders_are_cheap_and_deterministic() -> None:
+    t = time.perf_counter()
+    a = to_bytes(build_postprocess_graph())
+    b = to_bytes(build_postprocess_graph())
+    assert time.perf_counter() - t < 2
+    assert a == b
+    assert to_bytes(build_preprocess_graph()) == to_bytes(build_preprocess_graph())
+    assert to_bytes(build_postprocess_graph(RAW)) != a
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"gf_radius": 0}, {"gf_eps": 0.0}, {"snap_low": 0.5, "snap_high": 0.4}, {"work_size": 2}, {"speck_mass": 0.7}],
+)
+def test_params_are_validated(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs)).split("_")[0]):
+        PostprocessParams(**kwargs)  # type: ignore[arg-type]
+
+
+# -- pre-processing ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 3, 3), (3, 7, 4), (1079, 1440, 3), (1079, 1440, 4)])
+def test_preprocess_shapes_and_range(pre: ort.InferenceSession, shape: tuple[int, int, int]) -> None:
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    (x,) = pre.run(["input"], {"image": image[None]})
+    assert x.shape == (1, 3, 1024, 1024) and x.dtype == np.float32
+    assert x.min() >= -0.5 and x.max() <= 127 / 256
+
+
+def test_preprocess_ignores_alpha_and_does_not_normalise(pre: ort.InferenceSession) -> None:
+    photo = np.asarray(Image.open(DATA / "photos" / "girl-1.jpg").convert("RGB"))
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 7, np.uint8)])
+    (a,) = pre.run(["input"], {"image": photo[None]})
+    (b,) = pre.run(["input"], {"image": rgba[None]})
+    np.testing.assert_array_equal(a, b)
+    # a dark flat photo stays dark: no stretching to the image's own range
+    (flat,) = pre.run(["input"], {"image": np.full((1, 37, 53, 3), 40, np.uint8)})
+    np.testing.assert_allclose(flat, (40 - 128) / 256, atol=1e-6)
+
+
+def test_preprocess_downscale_is_antialiased(pre: ort.InferenceSession) -> None:
+    # 1-px stripes on a 6000x4000 photo average out to flat grey; a point
+    # sampler would alias them into bands.
+    stripes = np.zeros((1, 4000, 6000, 3), np.uint8)
+    stripes[:, :, ::2] = 255
+    (x,) = pre.run(["input"], {"image": stripes})
+    assert abs(float(x.mean()) - (127.5 - 128) / 256) < 0.01
+    assert float(x.std()) < 0.02
+
+
+# -- post-processing --------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 3, 3), (3, 7, 4), (1079, 1440, 3), (1079, 1440, 4)])
+def test_postprocess_shapes_and_ranges(post: ort.InferenceSession, shape: tuple[int, int, int]) -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    mask = rng.random((1, 1, 1024, 1024), dtype=np.float32)
+    alpha, fg, small = post.run(["alpha", "foreground", "alpha_small"], {"image": image[None], "mask": mask})
+    h, w = shape[:2]
+    assert alpha.shape == (1, 1, h, w) and fg.shape == (1, 3, h, w)
+    assert small.shape[:2] == (1, 1) and max(small.shape[2:]) <= 1024
+    for x in (alpha, fg, small):
+        assert x.dtype == np.float32 and np.isfinite(x).all()
+        assert x.min() >= 0 and x.max() <= 1
+
+
+def test_flat_image_gives_flat_result(post: ort.InferenceSession) -> None:
+    image = np.full((300, 451, 3), (200, 120, 40), np.uint8)
+    alpha, _ = _post(post, image, np.zeros((1, 1, 1024, 1024), np.float32))
+    assert alpha.max() == 0  # (foreground colours are meaningless where alpha is 0)
+    alpha, fg = _post(post, image, np.ones((1, 1, 1024, 1024), np.float32))
+    np.testing.assert_allclose(alpha, 1, atol=1e-4)
+    np.testing.assert_allclose(fg, np.broadcast_to(np.float32((200, 120, 40)) / 255, fg.shape), atol=2e-3)
+
+
+def test_raw_is_a_plain_upsample(post_raw: ort.InferenceSession) -> None:
+    mask = np.zeros((1, 1, 1024, 1024), np.float32)
+    mask[..., 256:768, 256:768] = 0.7  # not rescaled to 1: the mask is trusted as is
+    alpha, fg = _post(post_raw, np.zeros((2048, 2048, 3), np.uint8), mask)
+    assert alpha.max() == pytest.approx(0.7, abs=1e-6)
+    assert alpha[1024, 1024] == pytest.approx(0.7, abs=1e-6) and alpha[10, 10] == 0
+    assert fg.max() == 0
+
+
+def test_despeckle_keeps_thin_structures(post: ort.InferenceSession) -> None:
+    # A subject with a 2-px "hair" sticking out, a far-away speck and a pin-hole.
+    m = np.zeros((1024, 1024), np.float32)
+    m[300:700, 300:700] = 1
+    m[495:497, 700:900] = 1  # thin strand attached to the subject
+    m[450:452, 450:452] = 0  # pin-hole
+    m[100:103, 900:903] = 1  # isolated speck
+    photo = np.dstack([(m * 180 + 40).astype(np.uint8)] * 3)  # the photo shows the same shapes
+    alpha, _ = _post(post, photo, m[None, None])
+    assert alpha[101, 901] < 0.05, "speck kept"
+    assert alpha[450, 450] > 0.95, "pin-hole kept"
+    assert alpha[495:497, 720:880].mean() > 0.6, "thin strand lost"
+
+
+def test_refinement_beats_plain_upsample_on_degraded_masks(
+    post: ort.InferenceSession, post_raw: ort.InferenceSession, lemur: dict[str, np.ndarray]
+) -> None:
+    """Model-free: the true matte made coarse and hard (like a segmentation mask)."""
+    coarse = Image.fromarray((lemur["alpha"] > 0.5).astype(np.uint8) * 255).resize((256, 256), Image.Resampling.BOX)
+    mask = np.asarray(coarse.resize((1024, 1024), Image.Resampling.BILINEAR), np.float32)[None, None] / 255
+    edges = []
+    for name, bg in _backgrounds(lemur).items():
+        image = _composite(lemur, bg)
+        edge_raw, halo_raw = _errors(*_post(post_raw, image, mask), lemur)
+        edge, halo = _errors(*_post(post, image, mask), lemur)
+        edges.append((edge_raw, edge))
+        if name == "white":
+            # white fur on white: colours cannot tell them apart (LIMITATIONS.md);
+            # refinement must at least not make it much worse
+            assert edge < 1.1 * edge_raw and halo < 1.25 * halo_raw
+        else:
+            assert edge < 0.8 * edge_raw and halo < 0.8 * halo_raw, name
+    raw_mean, refined_mean = np.mean(edges, axis=0)
+    assert refined_mean < 0.8 * raw_mean
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_refinement_beats_plain_upsample_with_isnet(
+    isnet_model_path: Path,
+    pre: ort.InferenceSession,
+    post: ort.InferenceSession,
+    post_raw: ort.InferenceSession,
+    lemur: dict[str, np.ndarray],
+) -> None:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    isnet = ort.InferenceSession(str(isnet_model_path), so, providers=["CPUExecutionProvider"])
+    totals = np.zeros(4)
+    for bg in _backgrounds(lemur).values():
+        image = _composite(lemur, bg)
+        (x,) = pre.run(["input"], {"image": image[None]})
+        (mask,) = isnet.run(["output"], {"input": x})
+        totals += _errors(*_post(post_raw, image, mask), lemur) + _errors(*_post(post, image, mask), lemur)
+    edge_raw, halo_raw, edge, halo = totals
+    assert edge < 0.95 * edge_raw
+    assert halo < 0.8 * halo_raw
