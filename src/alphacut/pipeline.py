@@ -188,9 +188,13 @@ def _compose(decoded: DecodedImage, alpha: np.ndarray, fg: np.ndarray) -> np.nda
         out[..., :3] = np.round(rgb * 65535.0)
         out[..., 3] = np.round(alpha * 65535.0)
         return out
+    # In place: at 24 MP each float temporary of the colours costs 288 MB.
     out8 = np.empty((*alpha.shape, 4), np.uint8)
-    out8[..., :3] = np.round(np.clip(fg, 0.0, 1.0) * 255.0)
-    out8[..., 3] = np.round(alpha * 255.0)
+    np.clip(fg, 0.0, 1.0, out=fg)
+    np.multiply(fg, 255.0, out=fg)
+    np.rint(fg, out=fg)
+    out8[..., :3] = fg
+    out8[..., 3] = np.rint(alpha * 255.0)
     return out8
 
 
@@ -203,28 +207,36 @@ def stream(
     prefetch: int = 2,
     batch_size: int = 1,
     post_workers: int = 0,
+    model_workers: int = 1,
 ) -> Iterator[tuple[T, Cutout | AlphacutError]]:
     """Cut out many images in order, decoding the next ones while the model runs.
 
     Each item yields ``(item, Cutout)`` or ``(item, error)``: one bad input never
     stops the rest. ``batch_size`` images go through the model in one call (see
     :func:`cut_batch`); ``post_workers`` threads run the full-resolution
-    post-processing while the model works on the next images (0: in line).
+    post-processing while the model works on the next images (0: in line);
+    ``model_workers`` threads call the model at the same time (on a CPU, two
+    single-threaded calls get more done than one call with two threads).
     """
-    if batch_size < 1 or post_workers < 0 or prefetch < 0:
-        raise ValueError(f"bad stream sizes: batch_size={batch_size}, post_workers={post_workers}, prefetch={prefetch}")
+    if batch_size < 1 or post_workers < 0 or prefetch < 0 or model_workers < 1:
+        raise ValueError(
+            f"bad stream sizes: batch_size={batch_size}, post_workers={post_workers}, prefetch={prefetch},"
+            f" model_workers={model_workers}"
+        )
 
     def load(item: T) -> DecodedImage:
         return _decode(read(item), options)
 
-    depth = max(prefetch, batch_size)
+    Slot = Future  # holds a Cutout or the input's error
+    depth = max(prefetch, batch_size * model_workers)
     pending: deque[tuple[T, Future[DecodedImage]]] = deque()
-    # Results in input order: each future holds a Cutout or the input's error.
-    done: deque[tuple[T, Future[Cutout | AlphacutError]]] = deque()
+    done: deque[tuple[T, Future[Cutout | AlphacutError]]] = deque()  # results in input order
     group: list[tuple[DecodedImage, Future[Cutout | AlphacutError]]] = []
     iterator = iter(items)
+    in_flight = model_workers + post_workers + 1
     with ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="alphacut-decode") as pool, \
-            ThreadPoolExecutor(max_workers=max(1, post_workers), thread_name_prefix="alphacut-post") as post:
+            ThreadPoolExecutor(max_workers=max(1, post_workers), thread_name_prefix="alphacut-post") as post, \
+            ThreadPoolExecutor(max_workers=model_workers, thread_name_prefix="alphacut-model") as model:
 
         def fill() -> None:
             while len(pending) < depth + 1:
@@ -240,37 +252,49 @@ def stream(
             except AlphacutError as exc:
                 return exc
 
-        def run_group() -> None:
-            t0 = time.perf_counter()
+        def process(members: list[tuple[DecodedImage, Future[Cutout | AlphacutError]]]) -> None:
             try:
-                prepared = [_model_input(d) for d, _ in group]
-                if len(group) == 1:
-                    masks = session.predict_mask(prepared[0][1])
-                else:
-                    masks = session.infer(np.concatenate([session.preprocess(m) for _, m in prepared]))
-            except AlphacutError as exc:
-                for _, slot in group:
-                    slot.set_result(exc)
-                group.clear()
-                return
-            share = (time.perf_counter() - t0) / len(group)
-            for i, ((decoded, slot), (in_alpha, _)) in enumerate(zip(group, prepared)):
-                mask = masks[i : i + 1]
-                if post_workers:
-                    fut = post.submit(finish_one, decoded, in_alpha, mask)
-                    fut.add_done_callback(lambda f, slot=slot, s=share: _settle(slot, f, s))
-                else:
-                    result = finish_one(decoded, in_alpha, mask)
-                    if isinstance(result, Cutout):
-                        result.timings = {"model": share, **result.timings}
-                    slot.set_result(result)
+                t0 = time.perf_counter()
+                try:
+                    prepared = [_model_input(d) for d, _ in members]
+                    if len(members) == 1:
+                        masks = session.predict_mask(prepared[0][1])
+                    else:
+                        masks = session.infer(np.concatenate([session.preprocess(m) for _, m in prepared]))
+                except AlphacutError as exc:
+                    for _, slot in members:
+                        slot.set_result(exc)
+                    return
+                share = (time.perf_counter() - t0) / len(members)
+                for i, ((decoded, slot), (in_alpha, _)) in enumerate(zip(members, prepared)):
+                    mask = masks[i : i + 1]
+                    if post_workers:
+                        fut = post.submit(finish_one, decoded, in_alpha, mask)
+                        fut.add_done_callback(lambda f, slot=slot, s=share: _settle(slot, f, s))
+                    else:
+                        result = finish_one(decoded, in_alpha, mask)
+                        if isinstance(result, Cutout):
+                            result.timings = {"model": share, **result.timings}
+                        slot.set_result(result)
+            except BaseException as exc:  # a bug, not a bad input: hand it to the consumer
+                for _, slot in members:
+                    if not slot.done():
+                        slot.set_exception(exc)
+                raise
+
+        def run_group() -> None:
+            members = list(group)
             group.clear()
+            if model_workers > 1:
+                model.submit(process, members)
+            else:
+                process(members)
 
         fill()
         while pending:
             item, future = pending.popleft()
             fill()
-            slot: Future[Cutout | AlphacutError] = Future()
+            slot: Future[Cutout | AlphacutError] = Slot()
             done.append((item, slot))
             try:
                 group.append((future.result(), slot))
@@ -279,7 +303,7 @@ def stream(
             if len(group) >= batch_size or (group and not pending):
                 run_group()
             # Hand out finished results; wait only for work already handed to a thread.
-            while done and (done[0][1].done() or (not group and len(done) > post_workers + 1)):
+            while done and (done[0][1].done() or (not group and len(done) > in_flight)):
                 head, result = done.popleft()
                 yield head, result.result()
         if group:

@@ -67,7 +67,7 @@ class Session:
         cpu = ["CPUExecutionProvider"]
         self._pre = ort.InferenceSession(
             to_bytes(build_preprocess_graph(self.spec.input_size)),
-            self._options(),
+            self._options(arena=False),
             providers=cpu,
         )
         self._post: dict[PostprocessParams, ort.InferenceSession] = {}
@@ -77,8 +77,11 @@ class Session:
     def active_providers(self) -> list[str]:
         return list(self._model.get_providers())
 
-    def _options(self) -> ort.SessionOptions:
+    def _options(self, *, arena: bool = True) -> ort.SessionOptions:
         so = ort.SessionOptions()
+        # The pre/post graphs see full-resolution images of any size: an arena would keep
+        # the largest image's peak (GBs at 24 MP) for the life of the session.
+        so.enable_cpu_mem_arena = arena
         if self.threads:
             so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
@@ -120,7 +123,7 @@ class Session:
             if sess is None:
                 sess = ort.InferenceSession(
                     to_bytes(build_postprocess_graph(params)),
-                    self._options(),
+                    self._options(arena=False),
                     providers=["CPUExecutionProvider"],
                 )
                 self._post[params] = sess
