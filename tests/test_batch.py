@@ -159,17 +159,35 @@ def test_clean_partials_removes_only_temporary_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.png", "notes.part"]
 
 
-@pytest.mark.parametrize(("batch_size", "post_workers"), [(1, 0), (1, 1), (3, 2)])
-def test_stream_keeps_order_with_batches_and_post_workers(batch_size: int, post_workers: int) -> None:
+@pytest.mark.parametrize(("batch_size", "post_workers", "model_workers"), [(1, 0, 1), (1, 1, 1), (3, 2, 1), (1, 0, 2),
+                                                                          (2, 1, 3)])
+def test_stream_keeps_order_with_batches_and_workers(batch_size: int, post_workers: int, model_workers: int) -> None:
     items = [b"junk", *[_jpeg_bytes(i) for i in range(5)], b"", _jpeg_bytes(9)]
     fake = FakeSession()
     got = list(stream(range(len(items)), read=lambda i: items[i], options=Options(), session=fake,  # type: ignore[arg-type]
-                      batch_size=batch_size, post_workers=post_workers))
+                      batch_size=batch_size, post_workers=post_workers, model_workers=model_workers))
     assert [i for i, _ in got] == list(range(len(items)))
     assert [isinstance(r, AlphacutError) for _, r in got] == [True, False, False, False, False, False, True, False]
-    assert fake.calls == (6 if batch_size == 1 else 2)  # six good images: two model calls of three
+    assert fake.calls == -(-6 // batch_size)  # six good images, batch_size per model call
     widths = [r.rgba.shape[1] for _, r in got if not isinstance(r, AlphacutError)]
     assert widths == [10 + i for i in (0, 1, 2, 3, 4, 9)]
+
+
+def test_model_workers_call_the_model_concurrently() -> None:
+    items = [_jpeg_bytes(i) for i in range(6)]
+    fake = FakeSession(delay=0.2)
+    got = list(stream(range(6), read=lambda i: items[i], options=Options(), session=fake,  # type: ignore[arg-type]
+                      model_workers=2))
+    assert [i for i, _ in got] == list(range(6)) and fake.max_running == 2
+
+
+def test_cpu_layout() -> None:
+    from alphacut.batch import cpu_layout
+
+    assert cpu_layout(cores=2) == (2, 1)
+    assert cpu_layout(cores=16) == (4, 4)
+    assert cpu_layout(cores=1) == (1, 1)
+    assert cpu_layout(threads=2, cores=2) == (1, 2)
 
 
 def _jpeg_bytes(i: int) -> bytes:

@@ -48,6 +48,9 @@ __all__ = [
     "batched_model_path",
     "default_batch_size",
     "output_name",
+    "fp32_model_path",
+    "cpu_layout",
+    "open_session",
 ]
 
 IMAGE_SUFFIXES = frozenset(
@@ -222,6 +225,76 @@ def batched_model_path(spec: models.ModelSpec, source: Path | None = None) -> Pa
     return target
 
 
+def fp32_model_path(spec: models.ModelSpec, source: Path | None = None) -> Path:
+    """A copy of the model with float16 weights and activations turned to float32 (cached).
+
+    The built-in models store float16 weights for the browser; on an x86 CPU,
+    onnxruntime runs float16 convolutions slower than float32 ones (about 20 %
+    more CPU time for ISNet), and the float32 copy computes the same function
+    more precisely. Models without float16 are returned as they are.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    source = source or models.model_path(spec)
+    target = models.home() / "cpu" / f"{spec.name}-{spec.sha256[:12]}-fp32.onnx"
+    if target.exists():
+        return target
+    model = onnx.load(str(source))
+    graph = model.graph
+    if not any(i.data_type == TensorProto.FLOAT16 for i in graph.initializer):
+        return source
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT16:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name))
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT16:
+                attr.i = TensorProto.FLOAT
+            elif attr.HasField("t") and attr.t.data_type == TensorProto.FLOAT16:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
+    for value in list(graph.value_info) + list(graph.input) + list(graph.output):
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT
+    atomic_write(target, model.SerializeToString(), overwrite=True)
+    return target
+
+
+def cpu_layout(threads: int | None = None, cores: int | None = None) -> tuple[int, int]:
+    """(model calls at once, threads each) for a CPU: parallel single-ish-threaded calls
+    scale better than one call over every core; at most 4 calls, to bound memory."""
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+    if threads is not None:
+        return max(1, cores // threads), threads
+    workers = max(1, min(4, cores))
+    return workers, max(1, cores // workers)
+
+
+def open_session(model: str = "medium", *, device: str = "auto", threads: int | None = None,
+                 batch_size: int | None = None) -> tuple[Session, int]:
+    """A session laid out for batch work, and how many model calls to run at once.
+
+    GPU: the model copy with a free batch dimension (:func:`batched_model_path`), one
+    call at a time. CPU: the float32 copy (:func:`fp32_model_path`) and
+    :func:`cpu_layout`'s parallel calls.
+    """
+    from .providers import resolve_providers
+
+    spec = models.get_spec(model)
+    first = resolve_providers(device)[0]
+    on_gpu = (first if isinstance(first, str) else first[0]) != "CPUExecutionProvider"
+    if on_gpu:
+        path = batched_model_path(spec) if (batch_size or GPU_BATCH_SIZE) > 1 else None
+        return Session(spec, device=device, threads=threads, model_path=path), 1
+    workers, per_call = cpu_layout(threads)
+    return Session(spec, device=device, threads=per_call, model_path=fp32_model_path(spec)), workers
+
+
 class Batch:
     """Cut out ``in_dir`` into ``out_dir``, remembering everything in the ledger.
 
@@ -239,6 +312,7 @@ class Batch:
         batch_size: int | None = None,
         prefetch: int = 2,
         post_workers: int = 1,
+        model_workers: int = 1,
         writers: int = 1,
     ) -> None:
         self.in_dir = Path(in_dir)
@@ -256,6 +330,7 @@ class Batch:
         self.batch_size = batch_size or default_batch_size(session)
         self.prefetch = max(prefetch, self.batch_size)
         self.post_workers = post_workers
+        self.model_workers = model_workers
         self.writers = writers
         self.fingerprint = fingerprint(options, session.spec.sha256)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -344,7 +419,7 @@ class Batch:
         with ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="alphacut-write") as writer:
             for job, result in stream(jobs, read=read, options=self.options, session=self.session,
                                       prefetch=self.prefetch, batch_size=self.batch_size,
-                                      post_workers=self.post_workers):
+                                      post_workers=self.post_workers, model_workers=self.model_workers):
                 now = time.perf_counter()
                 seconds, last = now - last, now
                 if isinstance(result, AlphacutError):
@@ -420,15 +495,17 @@ def run_batch(
     options: Options,
     session: Session,
     batch_size: int | None = None,
+    model_workers: int = 1,
     on_plan: Callable[[int, int], None] | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> Report:
     """Cut out every image under ``in_dir`` into ``out_dir`` (mirrored); write and return the report.
 
-    ``on_plan(todo, skipped)`` is called once the work is known, ``on_result`` after each input.
+    ``model_workers`` model calls run at once (see :func:`open_session`). ``on_plan(todo, skipped)`` is called once the work is known, ``on_result`` after each input.
     """
     started = time.perf_counter()
-    with Batch(in_dir, out_dir, options=options, session=session, batch_size=batch_size) as batch:
+    with Batch(in_dir, out_dir, options=options, session=session, batch_size=batch_size,
+               model_workers=model_workers) as batch:
         clean_partials(batch.out_dir)
         images, ignored = scan(batch.in_dir, batch.out_dir)
         jobs, results = batch.plan(images)

@@ -16,22 +16,14 @@ from .errors import AlphacutError
 __all__ = ["batch", "watch"]
 
 
-def _session_for(model: str, device: str, threads: int | None, batch_size: int | None) -> Any:
-    """The engine session; on a GPU with batches, over a copy of the model that takes them."""
-    from . import models
-    from .batch import GPU_BATCH_SIZE, batched_model_path
-    from .providers import resolve_providers
-    from .session import Session
+def _session_for(model: str, device: str, threads: int | None, batch_size: int | None) -> tuple[Any, int]:
+    """The engine session laid out for batch work, and how many model calls run at once."""
+    from .batch import open_session
 
     try:
-        first = resolve_providers(device)[0]
-        on_gpu = (first if isinstance(first, str) else first[0]) != "CPUExecutionProvider"
-        if on_gpu and (batch_size or GPU_BATCH_SIZE) > 1:
-            spec = models.get_spec(model)
-            return Session(spec, device=device, threads=threads, model_path=batched_model_path(spec))
+        return open_session(model, device=device, threads=threads, batch_size=batch_size)
     except AlphacutError as exc:
         raise click.ClickException(str(exc)) from None
-    return make_session(model, device, threads)
 
 
 class _RateColumn:
@@ -108,7 +100,7 @@ def batch(input_dir: str, output_dir: Path, fmt: str | None, mask: bool, backgro
         sys.exit(1 if report.failures else 0)
     if not Path(input_dir).is_dir():
         raise click.BadParameter(f"{input_dir} is not a folder", param_hint="IN")
-    session = _session_for(model, device, threads, batch_size)
+    session, model_workers = _session_for(model, device, threads, batch_size)
     progress = _progress()
     task: list[Any] = []
 
@@ -125,7 +117,7 @@ def batch(input_dir: str, output_dir: Path, fmt: str | None, mask: bool, backgro
 
     try:
         report = run_batch(Path(input_dir), output_dir, options=options, session=session, batch_size=batch_size,
-                           on_plan=on_plan, on_result=on_result)
+                           model_workers=model_workers, on_plan=on_plan, on_result=on_result)
     except AlphacutError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -1,0 +1,103 @@
+"""Folder throughput: `alphacut batch` against rembg's folder mode, same model, same photos, same run.
+
+rembg side: ``rembg.new_session("dis_custom", model_path=<the medium .onnx>)`` and, per file,
+read -> ``rembg.remove`` -> write PNG, sequentially, as ``rembg p`` does, with onnxruntime's
+default threads (all cores). alphacut side: what ``alphacut batch`` does,
+:func:`alphacut.batch.open_session` (on a CPU: the same weights as float32, parallel model
+calls) and :func:`alphacut.batch.run_batch` (decode, model, refinement and encode pipelined;
+ledger and report included). Session creation is excluded from both timings; one warm-up
+image each first.
+
+    PYTHONPATH=src ALPHACUT_HOME=... python benchmarks/batch_speed.py [--photos DIR] [--rounds N]
+
+Writes the ``batch`` section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PHOTOS, machine, write_section  # noqa: E402
+
+from alphacut import Options, models  # noqa: E402
+from alphacut.batch import open_session, run_batch, scan  # noqa: E402
+
+
+def time_rembg(photos: list[Path], out: Path, model_path: Path) -> float:
+    import rembg
+
+    session = rembg.new_session("dis_custom", model_path=str(model_path))
+    rembg.remove(photos[0].read_bytes(), session=session)  # warm-up
+    started = time.perf_counter()
+    for p in photos:
+        (out / f"{p.stem}.png").write_bytes(rembg.remove(p.read_bytes(), session=session))
+    return time.perf_counter() - started
+
+
+def time_alphacut(folder: Path, out: Path) -> float:
+    session, workers = open_session("medium")  # what `alphacut batch` uses
+    warm = out.parent / "warm"
+    warm.mkdir()
+    shutil.copy(next(iter(sorted(folder.iterdir()))), warm)
+    run_batch(warm, out.parent / "warm-out", options=Options(), session=session, model_workers=workers)  # warm-up
+    started = time.perf_counter()
+    report = run_batch(folder, out, options=Options(), session=session, model_workers=workers)
+    seconds = time.perf_counter() - started
+    assert report.done == len(report.entries), report.failures
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, default=PHOTOS)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate rembg/alphacut this many times")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    args = parser.parse_args()
+
+    photos, _ = scan(args.photos)
+    model_path = models.model_path("medium")
+    load_before = os.getloadavg()[0]
+    rembg_s: list[float] = []
+    ours_s: list[float] = []
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "rembg").mkdir()
+            rembg_s.append(time_rembg(photos, Path(tmp) / "rembg", model_path))
+            ours_s.append(time_alphacut(args.photos, Path(tmp) / "alphacut"))
+        print(f"round: rembg {rembg_s[-1]:.1f} s, alphacut {ours_s[-1]:.1f} s", file=sys.stderr)
+    n = len(photos)
+    r_rate, a_rate = n / min(rembg_s), n / min(ours_s)
+    ratio = a_rate / r_rate
+    verdict = "meets" if ratio >= 1.3 else "MISSES"
+    text = f"""## Batch throughput (CPU): `alphacut batch` vs rembg folder mode
+
+{n} photos from `{args.photos.name}/` (480x360 to 1440x1079 px and one 987x1481 PNG), model `medium`
+(ISNet fp16 weights, the same .onnx file for both), best of {args.rounds} round(s), rembg and alphacut
+alternating in the same process. Machine: {machine()}; 1-min load average {load_before:.1f} at the start.
+
+| engine | seconds | images/s |
+|---|---|---|
+| rembg 2.x (`new_session("dis_custom")` + `remove`, sequential) | {min(rembg_s):.1f} | {r_rate:.3f} |
+| `alphacut batch` (pipelined; also refines edges and estimates foreground colours) | {min(ours_s):.1f} | {a_rate:.3f} |
+
+alphacut / rembg: **{ratio:.2f}x** ({verdict} the 1.3x goal). All rounds (s): rembg {', '.join(f'{s:.1f}' for s in rembg_s)};
+alphacut {', '.join(f'{s:.1f}' for s in ours_s)}. Other processes shared this machine's CPUs
+during the run: treat single figures with care; the ratio of alternating rounds is the fairer number.
+
+GPU: `benchmarks/gpu.py` (images/s at batch 1, 8 and 32 and the pure-model ceiling) was **not run**:
+there was no GPU in this environment.
+"""
+    print(text)
+    if not args.no_write:
+        write_section("batch", text)
+
+
+if __name__ == "__main__":
+    main()
