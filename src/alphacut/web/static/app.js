@@ -260,6 +260,8 @@ async function cutOut() {
       time: backendLabel(),
     });
     state.resultId = result.id;
+    // Read by the tests and the benchmark.
+    document.body.dataset.cutMs = String(Math.round(total));
     document.body.dataset.result = String(result.id);
     setExportEnabled(true);
   } catch (error) {
@@ -414,6 +416,7 @@ function setExportEnabled(enabled) {
 
 async function exportAs(format) {
   if (!state.hasResult || state.busy) return;
+  const started = performance.now();
   state.busy = true;
   setExportEnabled(false);
   try {
@@ -427,6 +430,8 @@ async function exportAs(format) {
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
     const kb = (msg.blob.size / 1024).toFixed(0);
+    document.body.dataset.exportMs = String(Math.round(performance.now() - started));
+    document.body.dataset.exported = String(msg.id);
     setStatus(`Saved ${link.download} (${kb} KB, encoded in ${seconds(msg.ms)}).`, { time: backendLabel() });
   } catch (error) {
     setStatus(`Export failed: ${error.message}`, { error: true });

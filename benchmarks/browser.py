@@ -1,0 +1,401 @@
+"""Browser benchmark: alphacut's web app vs @imgly/background-removal, WASM, headless Chromium.
+
+Both run the same ISNet weights (alphacut's verified ``medium`` file, fp16) on the
+same photos in the same Chromium, cross-origin isolated (so both get WASM threads),
+measured in the same run, interleaved photo by photo. The time is from handing over
+the image file to having the finished PNG:
+
+- alphacut: file picker -> cutout shown (decode, model, edge refinement and
+  foreground colours at full resolution) + "Download PNG" (encode);
+- imgly: ``removeBackground(blob, {model: "isnet_fp16", device: "cpu"})`` -> PNG blob.
+
+Each side is warmed up with one run first (the first run of a WASM session is much
+slower), then the median of N runs is kept. The second-visit check reloads each
+page and counts the model bytes the server sent again.
+
+@imgly/background-removal (AGPL) is installed into a temporary folder with the npm
+client at run time and never enters the repository; its ``publicPath`` points at a
+local folder whose ``resources.json`` maps its ``isnet_fp16`` model to the same file.
+
+Usage: python benchmarks/browser.py [--runs 3] [--photos animal-1.jpg girl-1.jpg]
+Writes the <!-- browser:start --> ... <!-- browser:end --> section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from alphacut import models  # noqa: E402
+from alphacut.web.app import create_app  # noqa: E402
+
+IMGLY_VERSION = "1.7.0"  # its peer dependency pins onnxruntime-web 1.21.0
+PHOTOS = Path(os.environ.get("ALPHACUT_PHOTOS", "/work/shared/data/photos"))
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+CHROMIUM = os.environ.get("ALPHACUT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ISOLATION = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+HARNESS = """<!doctype html>
+<html><head><meta charset="utf-8"><title>imgly harness</title>
+<script type="importmap">{"imports": {
+  "onnxruntime-web": "/node_modules/onnxruntime-web/dist/ort.bundle.min.mjs",
+  "onnxruntime-web/webgpu": "/node_modules/onnxruntime-web/dist/ort.webgpu.bundle.min.mjs"}}</script>
+<script type="module">
+import { removeBackground } from "/node_modules/@imgly/background-removal/dist/index.mjs";
+window.cut = async (url) => {
+  const blob = await (await fetch(url)).blob();
+  const t0 = performance.now();
+  const out = await removeBackground(blob, {
+    publicPath: location.origin + "/data/", model: "isnet_fp16", device: "cpu",
+    output: { format: "image/png" },
+  });
+  return { ms: performance.now() - t0, bytes: out.size, type: out.type };
+};
+window.harnessReady = true;
+</script></head><body>imgly harness</body></html>
+"""
+
+
+class Counter:
+    """ASGI wrapper counting response bytes per path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.sent: dict[str, int] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+
+        async def counting(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                self.sent[path] = self.sent.get(path, 0) + len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, counting)
+
+    def total(self, prefix: str = "") -> int:
+        return sum(v for k, v in self.sent.items() if k.startswith(prefix))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(app: Any) -> tuple[Any, int]:
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.02)
+    return server, port
+
+
+def install_imgly(work: Path) -> Path:
+    """npm-install @imgly/background-removal (and its onnxruntime-web peer) into ``work``."""
+    npm = os.environ.get("ALPHACUT_NPM", "npm")
+    subprocess.run(
+        [npm, "install", "--prefix", str(work), "--no-audit", "--no-fund", "--ignore-scripts",
+         f"@imgly/background-removal@{IMGLY_VERSION}"],
+        check=True, capture_output=True, text=True,
+    )
+    return work / "node_modules"
+
+
+def imgly_data(work: Path, node_modules: Path, model_file: Path) -> Path:
+    """A publicPath folder: resources.json mapping imgly's names to local files."""
+    data = work / "data"
+    data.mkdir()
+    ort_dist = node_modules / "onnxruntime-web" / "dist"
+    files = {
+        "/onnxruntime-web/ort-wasm-simd-threaded.wasm": (ort_dist / "ort-wasm-simd-threaded.wasm", "application/wasm"),
+        "/onnxruntime-web/ort-wasm-simd-threaded.mjs": (ort_dist / "ort-wasm-simd-threaded.mjs", "text/javascript"),
+        "/onnxruntime-web/ort-wasm-simd-threaded.jsep.wasm": (ort_dist / "ort-wasm-simd-threaded.jsep.wasm", "application/wasm"),
+        "/onnxruntime-web/ort-wasm-simd-threaded.jsep.mjs": (ort_dist / "ort-wasm-simd-threaded.jsep.mjs", "text/javascript"),
+        "/models/isnet_fp16": (model_file, "application/octet-stream"),
+    }
+    index = {}
+    for key, (src, mime) in files.items():
+        name = key.strip("/").replace("/", "_")
+        os.symlink(src, data / name)
+        size = src.stat().st_size
+        index[key] = {"chunks": [{"name": name, "offsets": [0, size]}], "size": size, "mime": mime}
+    (data / "resources.json").write_text(json.dumps(index))
+    return data
+
+
+def imgly_app(node_modules: Path, data: Path, photos: Path) -> Any:
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    class Headers:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            async def with_headers(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    extra = {**ISOLATION}
+                    if scope["path"].startswith(("/data/", "/node_modules/")):
+                        extra["Cache-Control"] = "public, max-age=31536000, immutable"
+                    message["headers"] = list(message.get("headers", [])) + [
+                        (k.lower().encode(), v.encode()) for k, v in extra.items()
+                    ]
+                await send(message)
+
+            await self.app(scope, receive, with_headers)
+
+    app = Starlette(
+        routes=[
+            Route("/", lambda request: HTMLResponse(HARNESS)),
+            Mount("/node_modules", StaticFiles(directory=node_modules, follow_symlink=True)),
+            Mount("/data", StaticFiles(directory=data, follow_symlink=True)),
+            Mount("/photos", StaticFiles(directory=photos)),
+        ]
+    )
+    return Headers(app)
+
+
+def launch(driver: Any, folder: Path) -> Any:
+    home = folder / "home"
+    home.mkdir(parents=True)
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "c"), "XDG_CACHE_HOME": str(home / "k")}
+    return driver.chromium.launch_persistent_context(
+        str(folder / "profile"), executable_path=CHROMIUM, headless=False, args=CHROMIUM_ARGS,
+        env=env, accept_downloads=True,
+    )
+
+
+class Alphacut:
+    name = "alphacut"
+
+    def __init__(self, driver: Any, folder: Path, model: str) -> None:
+        self.counter = Counter(create_app(model=model))
+        self.server, self.port = start_server(self.counter)
+        self.context = launch(driver, folder)
+        self.page = self.context.new_page()
+        self.config: dict[str, Any] = {}
+
+    def load(self) -> float:
+        t0 = time.perf_counter()
+        self.page.goto(f"http://127.0.0.1:{self.port}/?backend=wasm")
+        self.page.wait_for_selector('body[data-ready="true"]', state="attached", timeout=300_000)
+        self.config = json.loads(self.page.text_content("#alphacut-config"))
+        return time.perf_counter() - t0
+
+    def cut(self, photo: Path) -> float:
+        page = self.page
+        prev = page.evaluate("document.body.dataset.result || ''")
+        page.set_input_files("#file-input", str(photo))
+        page.wait_for_function(
+            "p => (document.body.dataset.result || '') !== p || document.getElementById('status').dataset.state === 'error'",
+            arg=prev, timeout=600_000,
+        )
+        if page.evaluate("document.getElementById('status').dataset.state") == "error":
+            raise RuntimeError(page.text_content("#status-text"))
+        cut_ms = float(page.evaluate("document.body.dataset.cutMs"))
+        prev = page.evaluate("document.body.dataset.exported || ''")
+        with page.expect_download():
+            page.click("#export-png")
+        page.wait_for_function("p => (document.body.dataset.exported || '') !== p", arg=prev)
+        return (cut_ms + float(page.evaluate("document.body.dataset.exportMs"))) / 1000
+
+    def model_bytes(self) -> int:
+        return self.counter.sent.get(self.config["model"]["wasm"], 0)
+
+    def wait_cached(self) -> None:
+        self.page.wait_for_selector('body[data-offline="true"]', state="attached", timeout=120_000)
+
+    def close(self) -> None:
+        self.context.close()
+        self.server.should_exit = True
+
+
+class Imgly:
+    name = "@imgly/background-removal"
+
+    def __init__(self, driver: Any, folder: Path, app: Any) -> None:
+        self.counter = Counter(app)
+        self.server, self.port = start_server(self.counter)
+        self.context = launch(driver, folder)
+        self.page = self.context.new_page()
+
+    def load(self) -> float:
+        t0 = time.perf_counter()
+        self.page.goto(f"http://127.0.0.1:{self.port}/")
+        self.page.wait_for_function("window.harnessReady === true")
+        return time.perf_counter() - t0
+
+    def cut(self, photo: Path) -> float:
+        result = self.page.evaluate("url => window.cut(url)", f"/photos/{photo.name}")
+        if result["type"] != "image/png" or result["bytes"] < 1000:
+            raise RuntimeError(f"imgly returned {result}")
+        return float(result["ms"]) / 1000
+
+    def model_bytes(self) -> int:
+        return self.counter.sent.get("/data/models_isnet_fp16", 0)
+
+    def wait_cached(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.context.close()
+        self.server.should_exit = True
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip().splitlines()
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs, no GPU; {platform.system()} {platform.release()};"
+        f" {chromium[-1] if chromium else 'Chromium'} headless; Python {platform.python_version()}"
+    )
+
+
+def write_section(text: str) -> None:
+    start, end = "<!-- browser:start -->", "<!-- browser:end -->"
+    block = f"{start}\n{text.rstrip()}\n{end}\n"
+    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    if start in old and end in old:
+        before, rest = old.split(start, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
+        new = before + block + ("\n" + after if after else "")
+    else:
+        new = old.rstrip() + "\n\n" + block
+    RESULTS.write_text(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per photo and library (after a warm-up)")
+    parser.add_argument("--photos", nargs="+", default=["animal-1.jpg", "girl-1.jpg"])
+    parser.add_argument("--model", default="medium")
+    parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    args = parser.parse_args()
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    model_file = models.model_path(args.model)
+    photos = [PHOTOS / name for name in args.photos]
+    work = Path(tempfile.mkdtemp(prefix="alphacut-bench-"))
+    try:
+        print("installing @imgly/background-removal into a temporary folder ...", file=sys.stderr)
+        node_modules = install_imgly(work / "imgly")
+        data = imgly_data(work, node_modules, model_file)
+        with sync_playwright() as driver:
+            sides = [
+                Alphacut(driver, work / "alphacut-browser", args.model),
+                Imgly(driver, work / "imgly-browser", imgly_app(node_modules, data, PHOTOS)),
+            ]
+            times: dict[str, dict[str, list[float]]] = {s.name: {p.name: [] for p in photos} for s in sides}
+            loads: dict[str, float] = {}
+            for side in sides:
+                loads[side.name] = side.load()
+                print(f"{side.name}: page ready in {loads[side.name]:.1f} s; warming up", file=sys.stderr)
+                side.cut(photos[0])
+            for photo in photos:
+                for side in sides:
+                    for _ in range(args.runs):
+                        seconds = side.cut(photo)
+                        times[side.name][photo.name].append(seconds)
+                        print(f"{side.name} {photo.name}: {seconds:.2f} s", file=sys.stderr)
+            second: dict[str, tuple[int, int]] = {}
+            for side in sides:
+                side.wait_cached()
+                first = side.model_bytes()
+                side.load()
+                side.cut(photos[0])
+                second[side.name] = (first, side.model_bytes() - first)
+            for side in sides:
+                side.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    lines = [
+        "## Browser: time to a finished cutout (WASM, headless Chromium)",
+        "",
+        f"Machine: {machine()}. Both libraries: the same ISNet fp16 weights ({args.model},"
+        f" {model_file.stat().st_size / 1e6:.0f} MB), cross-origin isolated, WASM threads ="
+        " `navigator.hardwareConcurrency`. alphacut: file in -> cutout shown -> PNG encoded"
+        " (decode, model, edge refinement and foreground colours at full resolution);"
+        f" @imgly/background-removal {IMGLY_VERSION} (onnxruntime-web 1.21): `removeBackground` -> PNG blob"
+        " (no refinement). One warm-up run each, then the median of"
+        f" {args.runs} runs, interleaved photo by photo in the same run. Seconds.",
+        "",
+        "| photo | size | alphacut | imgly | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    ratios = []
+    for photo in photos:
+        with Image.open(photo) as im:
+            size = f"{im.width}x{im.height}"
+        a = statistics.median(times["alphacut"][photo.name])
+        b = statistics.median(times["@imgly/background-removal"][photo.name])
+        ratios.append(a / b)
+        lines.append(f"| {photo.name} | {size} | {a:.2f} | {b:.2f} | {a / b:.2f}x |")
+    lines += [
+        "",
+        f"Geometric mean ratio alphacut / imgly: {statistics.geometric_mean(ratios):.2f}x (goal <= 1.0x).",
+        "",
+        "Page ready on a first visit (runtime + model downloaded, session created): "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in loads.items())
+        + ".",
+        "",
+        "Second visit (reload, then one cutout), model bytes the server sent again: "
+        + "; ".join(f"{k}: {again / 1e6:.1f} MB (first visit {first / 1e6:.1f} MB)" for k, (first, again) in second.items())
+        + ".",
+        "",
+        "Raw runs: " + json.dumps({k: {p: [round(x, 2) for x in v] for p, v in d.items()} for k, d in times.items()}),
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
