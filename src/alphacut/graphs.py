@@ -99,6 +99,7 @@ class PostprocessParams:
     colour_radius: int = 16  # window for local subject / background colours
     band_radius: int = 4  # re-estimate alpha only this close to the outline
     colour_contrast: float = 0.05  # |F - B|^2 at which the colour estimate is fully trusted
+    colour_step: float = 0.5  # largest change of alpha the colour estimate may make
     snap_low: float = 0.02  # alpha below this becomes 0
     snap_high: float = 0.98  # alpha above this becomes 1
     fg_radius_coarse: int = 24  # blur-fusion first pass radius
@@ -118,6 +119,8 @@ class PostprocessParams:
             value = getattr(self, name)
             if not 1 <= value <= 256:
                 raise ValueError(f"{name} must be in 1..256, got {value}")
+        if not 0 < self.colour_step <= 1:
+            raise ValueError(f"colour_step must be in (0, 1], got {self.colour_step}")
         if not self.colour_contrast > 0:
             raise ValueError(f"colour_contrast must be > 0, got {self.colour_contrast}")
         if not self.gf_eps > 0:
@@ -388,7 +391,11 @@ def _colour_projection(g: _Graph, image: str, p: str, params: PostprocessParams)
     in_band = g.mul(positive(near), positive(g.sub(g.const(1.0), near)))
     weight = g.mul(g.clip(g.mul(d2, g.const(1 / params.colour_contrast))), in_band)
     weight = g.mul(weight, g.mul(positive(fg_share), positive(bg_share)))
-    return g.add(p, g.mul(weight, g.sub(projected, p)))
+    # Bounded step: where the local subject colour is a mixture (black and
+    # white fur) the projection can be badly wrong, so it may move the
+    # model's alpha by at most ``colour_step``.
+    step = g.clip(g.mul(weight, g.sub(projected, p)), -params.colour_step, params.colour_step)
+    return g.add(p, step)
 
 
 def _blur_fusion(g: _Graph, f: str, b: str, alpha: str, cell: int, hw: str) -> tuple[str, str]:
