@@ -4,8 +4,8 @@
     python benchmarks/quality.py --images DIR --alphas DIR [--foregrounds DIR]
     python benchmarks/quality.py --write              # also update RESULTS.md
 
-Methods: ``alphacut`` (pre graph + ISNet + post graph), ``alphacut-raw`` (pre
-graph + ISNet + plain upsample), ``rembg`` (``new_session("dis_custom",
+Methods: ``alphacut`` (pre graph + ISNet + post graphs, as the engine runs
+them), ``alphacut-raw`` (pre graph + ISNet + plain upsample), ``rembg`` (``new_session("dis_custom",
 model_path=...)`` and rembg's default ``remove()``, read as the straight-alpha
 RGBA it writes).
 
@@ -35,12 +35,8 @@ from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from alphacut.graphs import (  # noqa: E402
-    PostprocessParams,
-    build_postprocess_graph,
-    build_preprocess_graph,
-    to_bytes,
-)
+from alphacut.graphs import PostprocessParams  # noqa: E402
+from alphacut.session import Session  # noqa: E402
 
 DATA = Path(os.environ.get("ALPHACUT_DATA", "/work/shared/data"))
 DEFAULT_MODEL = os.environ.get("ALPHACUT_TEST_MODEL", "/tmp/alphacut-home/models/medium.onnx")
@@ -134,25 +130,18 @@ def metrics(pred: np.ndarray, fg_pred: np.ndarray, sample: Sample) -> dict[str, 
 
 
 class Runner:
-    """Holds the sessions once; ``cutout`` returns (alpha, straight foreground colours)."""
+    """Holds the sessions once; ``cutout`` returns (alpha, straight foreground colours).
+
+    alphacut runs through :class:`alphacut.Session` (the engine's strip-wise
+    post-processing, what the library and CLI run); rembg gets the same weights.
+    """
 
     def __init__(self, model: str, threads: int = 2) -> None:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        self.so = so
         self.model = model
-        self.pre = ort.InferenceSession(to_bytes(build_preprocess_graph()), so)
-        self.isnet = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-        self.post = {
-            "alphacut": ort.InferenceSession(to_bytes(build_postprocess_graph()), so),
-            "alphacut-raw": ort.InferenceSession(
-                to_bytes(
-                    build_postprocess_graph(
-                        PostprocessParams(refine=False, foreground=False, despeckle=False)
-                    )
-                ),
-                so,
-            ),
+        self.engine = Session(model_path=Path(model), threads=threads, device="cpu")
+        self.params = {
+            "alphacut": PostprocessParams(),
+            "alphacut-raw": PostprocessParams(refine=False, foreground=False, despeckle=False),
         }
         self._rembg = None
         self._masks: dict[int, np.ndarray] = {}
@@ -160,8 +149,7 @@ class Runner:
     def mask(self, image: np.ndarray) -> np.ndarray:
         key = id(image)
         if key not in self._masks:
-            x = self.pre.run(["input"], {"image": image[None]})[0]
-            self._masks[key] = self.isnet.run(["output"], {"input": x})[0]
+            self._masks[key] = self.engine.predict_mask(image)
         return self._masks[key]
 
     def cutout(self, method: str, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,10 +160,8 @@ class Runner:
                 self._rembg = new_session("dis_custom", model_path=self.model)
             rgba = np.asarray(remove(Image.fromarray(image[..., :3]), session=self._rembg))
             return rgba[..., 3].astype(np.float32) / 255, rgba[..., :3].astype(np.float32) / 255
-        alpha, fg = self.post[method].run(
-            ["alpha", "foreground"], {"image": image[None], "mask": self.mask(image)}
-        )
-        return alpha[0, 0], fg[0].transpose(1, 2, 0)
+        alpha, rgba, _ = self.engine.postprocess(image, self.mask(image), self.params[method])
+        return alpha, rgba[..., :3].astype(np.float32) / 255
 
 
 def evaluate(runner: Runner, samples: list[Sample], methods: list[str]) -> dict[str, dict[str, float]]:
@@ -191,20 +177,24 @@ def evaluate(runner: Runner, samples: list[Sample], methods: list[str]) -> dict[
 
 
 def time_postprocess(runner: Runner, repeats: int = 5) -> list[tuple[float, float, float]]:
-    """Median and best wall time of the post graph on upscales of a real photo."""
+    """Median and best wall time of the post-processing on upscales of a real photo.
+
+    What the engine runs: the coefficient graph, then the apply graph in
+    strips, straight into the HxW float alpha and the HxWx4 uint8 cutout.
+    """
     photo = Image.open(DATA / "photos" / "animal-3.jpg").convert("RGB")
     mask = runner.mask(np.asarray(photo))
-    post = runner.post["alphacut"]
+    params = runner.params["alphacut"]
     rows = []
     for mp in (1, 4, 12, 24):
         w = int(round((mp * 1e6 * 4 / 3) ** 0.5))
         h = int(round(mp * 1e6 / w))
-        x = np.asarray(photo.resize((w, h), Image.Resampling.BILINEAR))[None]
-        post.run(["alpha", "foreground"], {"image": x, "mask": mask})  # warm-up
+        x = np.asarray(photo.resize((w, h), Image.Resampling.BILINEAR))
+        runner.engine.postprocess(x, mask, params)  # warm-up
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            post.run(["alpha", "foreground"], {"image": x, "mask": mask})
+            runner.engine.postprocess(x, mask, params)
             times.append(time.perf_counter() - t)
         rows.append((w * h / 1e6, float(np.median(times)) * 1000, float(np.min(times)) * 1000))
         print(f"post {w}x{h}: median {rows[-1][1]:.0f} ms, best {rows[-1][2]:.0f} ms", flush=True)
@@ -237,7 +227,7 @@ def render(table: dict[str, dict[str, float]], timing: list[tuple[float, float, 
         ratios = [f"{k} {ours[k] / ref[k]:.2f}x" for k in ("edge", "halo") if k in ref and ref[k] > 0]
         lines += ["", "alphacut / rembg: " + ", ".join(ratios) + " (lower is better)."]
     if timing:
-        lines += ["", "Post-processing graph (alpha + foreground), wall time:", ""]
+        lines += ["", "Post-processing (alpha + RGBA cutout, as `Session.postprocess` runs it), wall time:", ""]
         lines += ["| megapixels | median ms | best ms | median ms/MP |", "|---|---|---|---|"]
         for mp, med, best in timing:
             lines.append(f"| {mp:.1f} | {med:.0f} | {best:.0f} | {med / mp:.0f} |")

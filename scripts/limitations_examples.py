@@ -51,8 +51,8 @@ class Cutter:
     def __call__(self, photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         (x,) = self.pre.run(["input"], {"image": photo[None]})
         (mask,) = self.isnet.run(["output"], {"input": x})
-        alpha, fg = self.post.run(["alpha", "foreground"], {"image": photo[None], "mask": mask})
-        return alpha[0, 0], fg[0].transpose(1, 2, 0)
+        alpha, rgba = self.post.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
+        return alpha[0, 0], rgba[0, ..., :3].astype(np.float32) / 255
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from scipy import ndimage
 
 from alphacut.graphs import (
     PostprocessParams,
+    build_apply_graph,
+    build_coefficients_graph,
     build_postprocess_graph,
     build_preprocess_graph,
     to_bytes,
@@ -53,8 +55,9 @@ def post_raw() -> ort.InferenceSession:
 
 
 def _post(sess: ort.InferenceSession, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    alpha, fg = sess.run(["alpha", "foreground"], {"image": image[None], "mask": mask})
-    return alpha[0, 0], fg[0].transpose(1, 2, 0)
+    """(alpha, foreground colours in [0, 1]) from the single-call graph."""
+    alpha, rgba = sess.run(["alpha", "rgba"], {"image": image[None], "mask": mask})
+    return alpha[0, 0], rgba[0, ..., :3].astype(np.float32) / 255
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,8 @@ def test_builders_are_cheap_and_deterministic() -> None:
     b = to_bytes(build_postprocess_graph())
     assert time.perf_counter() - t < 2
     assert a == b
+    for build in (build_coefficients_graph, build_apply_graph):
+        assert to_bytes(build()) == to_bytes(build())
     assert to_bytes(build_preprocess_graph()) == to_bytes(build_preprocess_graph())
     assert to_bytes(build_postprocess_graph(RAW)) != a
 
@@ -153,13 +158,48 @@ def test_postprocess_shapes_and_ranges(post: ort.InferenceSession, shape: tuple[
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, shape, dtype=np.uint8)
     mask = rng.random((1, 1, 1024, 1024), dtype=np.float32)
-    alpha, fg, small = post.run(["alpha", "foreground", "alpha_small"], {"image": image[None], "mask": mask})
+    alpha, rgba, small = post.run(["alpha", "rgba", "alpha_small"], {"image": image[None], "mask": mask})
     h, w = shape[:2]
-    assert alpha.shape == (1, 1, h, w) and fg.shape == (1, 3, h, w)
+    assert alpha.shape == (1, 1, h, w) and rgba.shape == (1, h, w, 4) and rgba.dtype == np.uint8
     assert small.shape[:2] == (1, 1) and max(small.shape[2:]) <= 1024
-    for x in (alpha, fg, small):
+    for x in (alpha, small):
         assert x.dtype == np.float32 and np.isfinite(x).all()
         assert x.min() >= 0 and x.max() <= 1
+    # the cutout's alpha is the float matte rounded (half to even, like np.rint)
+    np.testing.assert_array_equal(rgba[0, ..., 3], np.rint(alpha[0, 0] * np.float32(255)).astype(np.uint8))
+
+
+def _strips(
+    coefficients: ort.InferenceSession, apply: ort.InferenceSession, image: np.ndarray, mask: np.ndarray, rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    names = [o.name for o in coefficients.get_outputs()]
+    coefs = dict(zip(names, coefficients.run(names, {"image": image[None], "mask": mask})))
+    coefs.pop("alpha_small")
+    h = image.shape[0]
+    parts = [
+        apply.run(["alpha", "rgba"], {"image": image[None, y : y + rows], "rows": np.array([y, h]), **coefs})
+        for y in range(0, h, rows)
+    ]
+    return np.concatenate([a for a, _ in parts], axis=2), np.concatenate([c for _, c in parts], axis=1)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [PostprocessParams(), RAW, PostprocessParams(foreground=False), PostprocessParams(refine=False)],
+    ids=["default", "raw", "no-foreground", "no-refine"],
+)
+def test_strips_give_the_whole_image_result(params: PostprocessParams) -> None:
+    """The engine's strip-wise run must match the single call the browser makes."""
+    whole = _session(build_postprocess_graph(params))
+    coefficients = _session(build_coefficients_graph(params))
+    apply = _session(build_apply_graph(params))
+    photo = np.asarray(Image.open(DATA / "photos" / "girl-1.jpg").convert("RGBA"))
+    mask = np.asarray(Image.fromarray(photo[..., 1]).resize((1024, 1024)), np.float32)[None, None] / 255
+    alpha, rgba = whole.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
+    for rows in (1, 37, photo.shape[0]):
+        a, c = _strips(coefficients, apply, photo, mask, rows)
+        np.testing.assert_allclose(a, alpha, rtol=0, atol=1e-5)
+        assert np.abs(c.astype(int) - rgba).max() <= 1
 
 
 def test_flat_image_gives_flat_result(post: ort.InferenceSession) -> None:

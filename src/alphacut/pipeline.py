@@ -140,7 +140,9 @@ def _finish(
 ) -> Cutout:
     t1 = time.perf_counter()
     # Refinement and colours work in the output's colour space, the model in sRGB.
-    photo = _over_white(decoded.pixels8, in_alpha)
+    # The graphs ignore a 4th channel: 8-bit pixels go in as they are (no copy).
+    opaque_8bit = in_alpha is None and decoded.bit_depth == 8
+    photo = decoded.pixels if opaque_8bit else _over_white(decoded.pixels8, in_alpha)
     params = PostprocessParams(refine=options.refine, foreground=options.foreground)
     alpha, fg, alpha_small = session.postprocess(photo, mask, params)
     if in_alpha is not None:
@@ -178,16 +180,27 @@ def _over_white(rgb8: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 
 def _compose(decoded: DecodedImage, alpha: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    """The output pixels from the matte and the colours ``postprocess`` gave.
+
+    ``fg`` is the RGBA cutout as uint8 HxWx4 (the graphs' output, alpha already
+    rounded in) or float HxWx3 colours in [0, 1].
+    """
+    cutout8 = fg.dtype == np.uint8
     if decoded.bit_depth == 16:
         # Keep the input's 16 bits: apply the foreground estimate as a correction of
         # the 8-bit view the graph saw, so untouched pixels keep full precision.
         orig = decoded.pixels[..., :3].astype(np.float32) / 65535.0
+        colours = fg[..., :3].astype(np.float32) / 255.0 if cutout8 else fg
         seen = decoded.pixels8.astype(np.float32) / 255.0
-        rgb = np.clip(orig + (fg - seen), 0.0, 1.0)
+        rgb = np.clip(orig + (colours - seen), 0.0, 1.0)
         out = np.empty((*alpha.shape, 4), np.uint16)
         out[..., :3] = np.round(rgb * 65535.0)
         out[..., 3] = np.round(alpha * 65535.0)
         return out
+    if cutout8:
+        if decoded.has_alpha:  # the matte was multiplied by the input's alpha
+            np.rint(alpha * 255.0, out=fg[..., 3], casting="unsafe")
+        return fg
     # In place: at 24 MP each float temporary of the colours costs 288 MB.
     out8 = np.empty((*alpha.shape, 4), np.uint8)
     np.clip(fg, 0.0, 1.0, out=fg)

@@ -16,13 +16,22 @@ import onnxruntime as ort
 
 from . import models
 from .errors import ModelError
-from .graphs import PostprocessParams, build_postprocess_graph, build_preprocess_graph, to_bytes
+from .graphs import (
+    PostprocessParams,
+    build_apply_graph,
+    build_coefficients_graph,
+    build_preprocess_graph,
+    to_bytes,
+)
 from .options import DEFAULT_MODEL
 from .providers import check_providers, resolve_providers
 
 __all__ = ["Session"]
 
 _GRAPH_NORM = (128.0, 256.0)  # (mean, std) baked into the pre-processing graph
+# Rows per apply-graph call: a quarter megapixel, so the chain of per-pixel steps
+# works in the CPU caches (1 MP strips were ~10 % slower; bounds memory too).
+_STRIP_PIXELS = 1 << 18
 
 
 class Session:
@@ -70,7 +79,7 @@ class Session:
             self._options(arena=False),
             providers=cpu,
         )
-        self._post: dict[PostprocessParams, ort.InferenceSession] = {}
+        self._post: dict[PostprocessParams, tuple[ort.InferenceSession, ort.InferenceSession]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -110,24 +119,52 @@ class Session:
     def postprocess(
         self, image: np.ndarray, mask: np.ndarray, params: PostprocessParams
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Full-resolution alpha (HxW), foreground colours (HxWx3) and the working-size alpha."""
-        sess = self._post_session(params)
-        alpha, fg, small = sess.run(
-            ["alpha", "foreground", "alpha_small"], {"image": _nhwc(image), "mask": mask}
-        )
-        return alpha[0, 0], fg[0].transpose(1, 2, 0), small[0, 0]
+        """Full-resolution alpha (HxW float32), the RGBA cutout (HxWx4 uint8) and the working-size alpha.
 
-    def _post_session(self, params: PostprocessParams) -> ort.InferenceSession:
+        The coefficient graph runs once at working resolution; the apply graph
+        then runs on strips of about ``_STRIP_PIXELS`` pixels, writing straight
+        into the result arrays, so no full-resolution float temporaries exist
+        (strips give exactly the rows of a whole-image run).
+        """
+        coefficients, apply = self._post_session(params)
+        x = _nhwc(image)
+        names = [o.name for o in coefficients.get_outputs()]
+        outputs = dict(zip(names, coefficients.run(names, {"image": x, "mask": mask})))
+        small = outputs.pop("alpha_small")
+        h, w = x.shape[1:3]
+        alpha = np.empty((h, w), np.float32)
+        rgba = np.empty((h, w, 4), np.uint8)
+        step = max(1, _STRIP_PIXELS // w)
+        binding = apply.io_binding()
+        for name, value in outputs.items():
+            binding.bind_cpu_input(name, value)
+        for y0 in range(0, h, step):
+            y1 = min(h, y0 + step)
+            binding.bind_cpu_input("image", x[:, y0:y1])
+            binding.bind_cpu_input("rows", np.array([y0, h], np.int64))
+            for name, out in (("alpha", alpha), ("rgba", rgba)):
+                part = out[y0:y1]
+                shape = [1, 1, y1 - y0, w] if name == "alpha" else [1, y1 - y0, w, 4]
+                binding.bind_output(name, "cpu", 0, part.dtype, shape, part.ctypes.data)
+            apply.run_with_iobinding(binding)
+        return alpha, rgba, small[0, 0]
+
+    def _post_session(self, params: PostprocessParams) -> tuple[ort.InferenceSession, ort.InferenceSession]:
         with self._lock:
-            sess = self._post.get(params)
-            if sess is None:
-                sess = ort.InferenceSession(
-                    to_bytes(build_postprocess_graph(params)),
-                    self._options(arena=False),
-                    providers=["CPUExecutionProvider"],
+            pair = self._post.get(params)
+            if pair is None:
+
+                # An arena is safe here: the coefficient graph's tensors are working-size
+                # and the apply graph's strip-size, whatever the photo's size.
+                def load(model: bytes) -> ort.InferenceSession:
+                    return ort.InferenceSession(model, self._options(), providers=["CPUExecutionProvider"])
+
+                pair = (
+                    load(to_bytes(build_coefficients_graph(params))),
+                    load(to_bytes(build_apply_graph(params))),
                 )
-                self._post[params] = sess
-            return sess
+                self._post[params] = pair
+            return pair
 
     def __repr__(self) -> str:
         return f"Session(model={self.spec.name!r}, providers={self.active_providers})"

@@ -189,20 +189,17 @@ async function cut(msg) {
   t = now();
 
   post({ type: "progress", id, stage: "Refining edges and colours" });
-  const result = await sessions.post.run({ image, mask }, ["alpha", "foreground"]);
+  const result = await sessions.post.run({ image, mask }, ["alpha", "rgba"]);
   mask.dispose?.();
-  const alpha = result.alpha.data;
-  const fg = result.foreground.data;
-  // Uint8ClampedArray rounds half to even and clamps: the same as numpy's round + clip.
-  const rgba = new Uint8ClampedArray(n * 4);
-  for (let i = 0, j = 0; i < n; i++, j += 4) {
-    rgba[j] = fg[i] * 255;
-    rgba[j + 1] = fg[n + i] * 255;
-    rgba[j + 2] = fg[2 * n + i] * 255;
-    rgba[j + 3] = inputAlpha ? alpha[i] * inputAlpha[i] : alpha[i] * 255;
+  // The graph returns the cutout as uint8 RGBA, straight (what ImageData wants).
+  const out = result.rgba.data;
+  const rgba = new Uint8ClampedArray(out.buffer, out.byteOffset, n * 4);
+  if (inputAlpha) {
+    // Uint8ClampedArray rounds half to even and clamps: the same as numpy's rint + clip.
+    const alpha = result.alpha.data;
+    for (let i = 0; i < n; i++) rgba[4 * i + 3] = alpha[i] * inputAlpha[i];
   }
   result.alpha.dispose?.();
-  result.foreground.dispose?.();
   timings.refine = now() - t;
 
   current = { id, rgba, width, height };
