@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import models
+from . import models, variants
 from .errors import AlphacutError, DecodeError, OutputError
 from .fsutil import atomic_write
 from .ledger import LEDGER_NAME, Entry, Ledger, fingerprint, sha256_bytes
@@ -203,62 +203,19 @@ def _accepts_batches(session: Session) -> bool:
 
 
 def batched_model_path(spec: models.ModelSpec, source: Path | None = None) -> Path:
-    """A copy of the model whose batch dimension is free (cached beside the model).
-
-    The built-in ISNet exports fix the batch to 1, but none of their operators
-    depends on it, so naming the first dimension is all it takes.
-    """
-    import onnx
-
-    source = source or models.model_path(spec)
-    target = models.home() / "batched" / f"{spec.name}-{spec.sha256[:12]}.onnx"
-    if target.exists():
-        return target
-    model = onnx.load(str(source))
-    for value in list(model.graph.input) + list(model.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if dims:
-            dims[0].ClearField("dim_value")
-            dims[0].dim_param = "batch"
-    del model.graph.value_info[:]  # inferred shapes would still say 1
-    atomic_write(target, model.SerializeToString(), overwrite=True)
-    return target
+    """A copy of the model whose batch dimension is free (see :mod:`alphacut.variants`)."""
+    return variants.derived_path(spec, ["batched"], source)
 
 
 def fp32_model_path(spec: models.ModelSpec, source: Path | None = None) -> Path:
-    """A copy of the model with float16 weights and activations turned to float32 (cached).
-
-    The built-in models store float16 weights for the browser; on an x86 CPU,
-    onnxruntime runs float16 convolutions slower than float32 ones (about 20 %
-    more CPU time for ISNet), and the float32 copy computes the same function
-    more precisely. Models without float16 are returned as they are.
-    """
-    import numpy as np
+    """The float32 copy of a float16 model (about 20 % less CPU time per ISNet call on
+    x86; see :mod:`alphacut.variants`); other models are returned as they are."""
     import onnx
-    from onnx import TensorProto, numpy_helper
 
     source = source or models.model_path(spec)
-    target = models.home() / "cpu" / f"{spec.name}-{spec.sha256[:12]}-fp32.onnx"
-    if target.exists():
-        return target
-    model = onnx.load(str(source))
-    graph = model.graph
-    if not any(i.data_type == TensorProto.FLOAT16 for i in graph.initializer):
+    if not variants.has_fp16(onnx.load(str(source), load_external_data=False)):
         return source
-    for init in graph.initializer:
-        if init.data_type == TensorProto.FLOAT16:
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name))
-    for node in graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT16:
-                attr.i = TensorProto.FLOAT
-            elif attr.HasField("t") and attr.t.data_type == TensorProto.FLOAT16:
-                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
-    for value in list(graph.value_info) + list(graph.input) + list(graph.output):
-        if value.type.tensor_type.elem_type == TensorProto.FLOAT16:
-            value.type.tensor_type.elem_type = TensorProto.FLOAT
-    atomic_write(target, model.SerializeToString(), overwrite=True)
-    return target
+    return variants.derived_path(spec, ["fp32"], source)
 
 
 def cpu_layout(threads: int | None = None, cores: int | None = None) -> tuple[int, int]:

@@ -1,0 +1,102 @@
+"""Model variants derived deterministically from a verified model file.
+
+Each recipe is a small graph rewrite that keeps the model's function (the same
+weights, at the same or higher precision):
+
+- ``fp32``: float16 weights, constants and casts upcast to float32. onnxruntime's
+  x86 CPU kernels run ISNet's float16 graph slower than the float32 one, and the
+  browser's WebGPU adapters without ``shader-f16`` need it.
+- ``batched``: the batch dimension named instead of fixed to 1 (none of ISNet's
+  operators depends on it), so a GPU can take several images per call.
+- ``ceil_mode``: MaxPool ``ceil_mode=1`` rewritten to 0. At ISNet's 1024 input every
+  pooled size is even, so the output is identical; some WebGPU MaxPool kernels do
+  not implement ceil mode.
+
+The engine caches derived files beside the models (:func:`derived_path`); the web
+app builds them in memory (:func:`derive`). Nothing derived is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from . import models
+from .fsutil import atomic_write
+
+__all__ = ["Recipe", "RECIPES", "RECIPE_VERSION", "derive", "derived_path", "has_fp16"]
+
+Recipe = Literal["fp32", "batched", "ceil_mode"]
+RECIPES: tuple[Recipe, ...] = ("fp32", "batched", "ceil_mode")
+RECIPE_VERSION = 1  # bump when a rewrite changes, so cached and served copies change name
+
+
+def has_fp16(model: onnx.ModelProto) -> bool:
+    return any(init.data_type == TensorProto.FLOAT16 for init in model.graph.initializer)
+
+
+def derive(source: Path, recipes: Iterable[Recipe]) -> bytes:
+    """The bytes of the model at ``source`` with ``recipes`` applied, in order."""
+    model = onnx.load(str(source))
+    for recipe in recipes:
+        _REWRITES[recipe](model.graph)
+    return model.SerializeToString(deterministic=True)
+
+
+def derived_path(spec: models.ModelSpec, recipes: Iterable[Recipe], source: Path | None = None) -> Path:
+    """A cached derived copy of a model (built on first use, atomically)."""
+    recipes = tuple(recipes)
+    source = source or models.model_path(spec)
+    if not recipes:
+        return source
+    tag = "-".join(recipes)
+    target = models.home() / "derived" / f"{spec.name}-{spec.sha256[:12]}-{tag}-v{RECIPE_VERSION}.onnx"
+    if not target.exists():
+        atomic_write(target, derive(source, recipes), overwrite=True)
+    return target
+
+
+def _upcast_tensor(tensor: onnx.TensorProto) -> None:
+    if tensor.data_type == TensorProto.FLOAT16:
+        array = numpy_helper.to_array(tensor).astype(np.float32)
+        tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
+
+
+def _upcast_fp16(graph: onnx.GraphProto) -> None:
+    for init in graph.initializer:
+        _upcast_tensor(init)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                _upcast_tensor(attr.t)
+            elif node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT16:
+                attr.i = TensorProto.FLOAT
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        tensor_type = info.type.tensor_type
+        if tensor_type.elem_type == TensorProto.FLOAT16:
+            tensor_type.elem_type = TensorProto.FLOAT
+
+
+def _free_batch(graph: onnx.GraphProto) -> None:
+    for value in (*graph.input, *graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].ClearField("dim_value")
+            dims[0].dim_param = "batch"
+    del graph.value_info[:]  # inferred shapes would still say 1
+
+
+def _fix_ceil_mode(graph: onnx.GraphProto) -> None:
+    for node in graph.node:
+        if node.op_type == "MaxPool":
+            for attr in node.attribute:
+                if attr.name == "ceil_mode":
+                    attr.i = 0
+
+
+_REWRITES = {"fp32": _upcast_fp16, "batched": _free_batch, "ceil_mode": _fix_ceil_mode}
