@@ -146,8 +146,11 @@ def test_every_asset_has_a_content_hashed_immutable_url(client: Client, home: Pa
     config = _config(page)
     worker = client.get(config["worker"])
     assert config["worker"].split("/")[2] == hashlib.sha256(worker.content).hexdigest()[:16]
-    # The model is keyed by its verified SHA-256.
-    assert config["model"]["wasm"].split("/")[2] == models.get_spec("medium").sha256[:16]
+    # The model is keyed by its verified SHA-256 and the recipe of the derived file.
+    from alphacut.web import variants
+
+    key = variants.variant_key(models.get_spec("medium").sha256, "wasm")
+    assert config["model"]["wasm"] == f"/assets/{key}/medium-wasm.onnx"
 
 
 def test_media_types(client: Client) -> None:
@@ -280,8 +283,9 @@ def test_webgpu_variants_are_offered_for_fp16_models_only(home: Path) -> None:
 
     path = _fake_model(home)
     assert variants.webgpu_variants(path) == ("webgpu-f32",)
-    assert variants.variant_key("ab" * 32, "wasm") == ("ab" * 32)[:16]
-    assert variants.variant_key("ab" * 32, "webgpu-f16") != variants.variant_key("ab" * 32, "webgpu-f32")
+    keys = {variants.variant_key("ab" * 32, v) for v in variants.VARIANTS}
+    assert len(keys) == 3
+    assert variants.variant_key("cd" * 32, "wasm") not in keys
 
 
 @pytest.mark.model
@@ -295,6 +299,8 @@ def test_real_model_variants(isnet_model_path: Path) -> None:
     from alphacut.web import variants
 
     assert variants.webgpu_variants(isnet_model_path) == ("webgpu-f16", "webgpu-f32")
+    pruned = onnx.load_from_string(variants.build_variant(isnet_model_path, "wasm"))
+    assert [o.name for o in pruned.graph.output] == ["output"]
     data = variants.build_variant(isnet_model_path, "webgpu-f32")
     assert data == variants.build_variant(isnet_model_path, "webgpu-f32"), "deterministic"
     model = onnx.load_from_string(data)
@@ -307,6 +313,8 @@ def test_real_model_variants(isnet_model_path: Path) -> None:
     so.log_severity_level = 3
     want = ort.InferenceSession(str(isnet_model_path), so).run(["output"], {"input": x})[0]
     got = ort.InferenceSession(data, so).run(["output"], {"input": x})[0]
+    assert np.abs(want - got).max() < 1e-3
+    got = ort.InferenceSession(pruned.SerializeToString(), so).run(["output"], {"input": x})[0]
     assert np.abs(want - got).max() < 1e-3
 
 

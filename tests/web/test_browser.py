@@ -59,14 +59,14 @@ def _wait_ready(page: Any) -> None:
     page.wait_for_selector('body[data-ready="true"]', state="attached", timeout=LOAD_TIMEOUT_MS)
 
 
-def _cut(page: Any, photo: Path) -> None:
+def _cut(page: Any, photo: Path, timeout_ms: int = CUT_TIMEOUT_MS) -> None:
     previous = page.evaluate("document.body.dataset.result || ''")
     page.set_input_files("#file-input", str(photo))
     page.wait_for_function(
         "prev => (document.body.dataset.result || '') !== prev"
         " || document.getElementById('status').dataset.state === 'error'",
         arg=previous,
-        timeout=CUT_TIMEOUT_MS,
+        timeout=timeout_ms,
     )
     status = page.text_content("#status-text")
     assert page.evaluate("document.getElementById('status').dataset.state") != "error", status
@@ -215,7 +215,7 @@ def test_webgpu_path_matches_python(
         if page.evaluate("document.body.dataset.backend") != "webgpu":
             pytest.skip("no WebGPU adapter in this Chromium")
         assert "WebGPU" in page.text_content("#backend-badge")
-        _cut(page, PHOTO)
+        _cut(page, PHOTO, timeout_ms=1_200_000)
         assert page.evaluate("document.body.dataset.backend") == "webgpu", "no fallback to WASM"
         png = _export(page, "#export-png", folder)
     finally:

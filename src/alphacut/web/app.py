@@ -37,6 +37,7 @@ from . import runtime, variants
 __all__ = [
     "create_app",
     "serve",
+    "allowed_hosts_for",
     "DEFAULT_ALLOWED_HOSTS",
     "CONTENT_SECURITY_POLICY",
     "SECURITY_HEADERS",
@@ -182,27 +183,24 @@ class _Assets:
         except ModelError as exc:
             self.errors.append(str(exc))
         else:
-            base = self._add(
-                _file_asset(path, name=f"{spec.name}.onnx", key=variants.variant_key(spec.sha256, "wasm"))
-            )
-            webgpu: dict[str, str] = {}
-            for variant in variants.webgpu_variants(path):
+            size = path.stat().st_size
+            urls: dict[str, str] = {}
+            for variant in ("wasm", *variants.webgpu_variants(path)):
                 asset = _Asset(
                     name=f"{spec.name}-{variant}.onnx",
                     key=variants.variant_key(spec.sha256, variant),
-                    build=lambda v=variant: variants.build_variant(path, v),  # type: ignore[misc]
+                    build=lambda v=variant: variants.build_variant(path, v, output=spec.output_name),  # type: ignore[misc]
                 )
-                self._add(asset)
-                webgpu[variant.removeprefix("webgpu-")] = asset.url
+                urls[variant] = self._add(asset).url
             model_cfg = {
                 "name": spec.name,
                 "description": spec.description,
                 "license": spec.license,
                 "sha256": spec.sha256,
-                "size": base.size,
+                "size": size,
                 "inputSize": spec.input_size,
-                "wasm": base.url,
-                "webgpu": webgpu,
+                "wasm": urls.pop("wasm"),
+                "webgpu": {k.removeprefix("webgpu-"): v for k, v in urls.items()},
             }
         self.config = {
             "model": model_cfg,
@@ -213,6 +211,12 @@ class _Assets:
         # Changes whenever any served file changes: the service worker's version.
         digest = hashlib.sha256(json.dumps(sorted(self.by_url), sort_keys=True).encode())
         self.version = digest.hexdigest()[:16]
+
+    def prebuild(self) -> None:
+        """Build the derived model file the page loads by default now, not on first request."""
+        wasm = self.config.get("model", {}).get("wasm")  # type: ignore[union-attr]
+        if wasm:
+            self.by_url[wasm].bytes()
 
     def _add(self, asset: _Asset) -> _Asset:
         self.by_url[asset.url] = asset

@@ -251,11 +251,13 @@ async function cutOut() {
       if (!error.fallback) throw error;
       setStatus(`WebGPU failed (${error.message}); retrying on the CPU…`, { progress: true });
       await startWorker("wasm");
-      result = await call({ type: "cut", bitmap: await decode(blob) }, []);
+      const again = await decode(blob);
+      result = await call({ type: "cut", bitmap: again }, [again]);
     }
     showAfter(result.bitmap);
     const total = performance.now() - started;
     const t = result.timings;
+    window.__t = t;
     setStatus(`Done in ${seconds(total)}: subject ${seconds(t.inference)}, edges and colours ${seconds(t.refine)}.`, {
       time: backendLabel(),
     });
@@ -266,7 +268,10 @@ async function cutOut() {
     setExportEnabled(true);
   } catch (error) {
     setStatus(error.message || String(error), { error: true });
-    if (/worker|memory/i.test(error.message || "")) startWorker(state.backend?.backend === "webgpu" ? "webgpu" : ui.backendSelect.value);
+    if (/worker|memory/i.test(error.message || "")) {
+      // A crashed or exhausted worker is replaced, so the next image starts clean.
+      startWorker(ui.backendSelect.value).catch(() => {});
+    }
   }
 }
 

@@ -119,11 +119,13 @@ async function init(msg) {
     fetchBytes(modelUrl, `Loading the ${config.model.name} model (${mb} MB, once)`),
   ]);
   post({ type: "progress", stage: "Preparing the model" });
-  const cpu = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+  // logSeverityLevel 3: errors only (warnings would land in the console as errors).
+  const cpu = { executionProviders: ["wasm"], graphOptimizationLevel: "all", logSeverityLevel: 3 };
   const pre_ = await ort.InferenceSession.create(pre, cpu);
   const post_ = await ort.InferenceSession.create(postGraph, cpu);
   const model_ = await ort.InferenceSession.create(model, {
     executionProviders: [backend === "webgpu" ? "webgpu" : "wasm"],
+    logSeverityLevel: 3,
     graphOptimizationLevel: "all",
   });
   sessions = { pre: pre_, post: post_, model: model_ };
@@ -170,14 +172,17 @@ async function cut(msg) {
     }
   }
 
+  timings.read = now() - t;
   post({ type: "progress", id, stage: "Finding the subject" });
   const image = new ort.Tensor("uint8", pixels, [1, height, width, 4]);
   const { input } = await sessions.pre.run({ image }, ["input"]);
+  timings.preprocess = now() - t - timings.read;
   const inputName = sessions.model.inputNames[0];
   const outputName = sessions.model.outputNames.includes("output") ? "output" : sessions.model.outputNames[0];
   const outputs = await sessions.model.run({ [inputName]: input }, [outputName]);
   const mask = outputs[outputName];
   input.dispose?.();
+  timings.model = now() - t - timings.read - timings.preprocess;
   if (backend === "webgpu") {
     // Some WebGPU kernels fail silently with an all-zero result: treat it as a failure.
     const m = mask.data;
