@@ -233,12 +233,13 @@ def cpu_layout(threads: int | None = None, cores: int | None = None) -> tuple[in
 
 
 def open_session(model: str = "medium", *, device: str = "auto", threads: int | None = None,
-                 batch_size: int | None = None) -> tuple[Session, int]:
-    """A session laid out for batch work, and how many model calls to run at once.
+                 batch_size: int | None = None, parallel: bool = True) -> tuple[Session, int]:
+    """A session laid out for the work at hand, and how many model calls to run at once.
 
     GPU: the model copy with a free batch dimension (:func:`batched_model_path`), one
-    call at a time. CPU: the float32 copy (:func:`fp32_model_path`) and
-    :func:`cpu_layout`'s parallel calls.
+    call at a time. CPU: the float32 copy (:func:`fp32_model_path`) and, for many
+    images (``parallel``), :func:`cpu_layout`'s parallel calls; for one image, one call
+    over ``threads`` (default: every core), which finishes it soonest.
     """
     from .providers import resolve_providers
 
@@ -248,7 +249,7 @@ def open_session(model: str = "medium", *, device: str = "auto", threads: int | 
     if on_gpu:
         path = batched_model_path(spec) if (batch_size or GPU_BATCH_SIZE) > 1 else None
         return Session(spec, device=device, threads=threads, model_path=path), 1
-    workers, per_call = cpu_layout(threads)
+    workers, per_call = cpu_layout(threads) if parallel else (1, threads)
     return Session(spec, device=device, threads=per_call, model_path=fp32_model_path(spec)), workers
 
 

@@ -97,11 +97,13 @@ def build_options(fmt: str | None, mask: bool, background: str | None, refine: b
         raise click.UsageError(str(exc)) from None
 
 
-def make_session(model: str, device: str, threads: int | None):  # type: ignore[no-untyped-def]
-    from .session import Session
+def make_session(model: str, device: str, threads: int | None, *, parallel: bool = False,
+                 batch_size: int | None = None) -> tuple[Any, int]:
+    """The session for a command and how many model calls it may run at once."""
+    from .batch import open_session
 
     try:
-        return Session(model, device=device, threads=threads)
+        return open_session(model, device=device, threads=threads, parallel=parallel, batch_size=batch_size)
     except AlphacutError as exc:
         raise _fail(exc) from None
 
@@ -135,8 +137,8 @@ def cut(inputs: tuple[str, ...], output: str | None, fmt: str | None, mask: bool
     for r in records:
         _report(r, as_json)
     if items:
-        session = make_session(model, device, threads)
-        for record in _run(items, options, session, overwrite, as_json):
+        session, workers = make_session(model, device, threads, parallel=len(items) > 1)
+        for record in _run(items, options, session, workers, overwrite, as_json):
             records.append(record)
     failed = sum(r["status"] == "error" for r in records)
     if not as_json and len(records) > 1:
@@ -210,7 +212,8 @@ def _read(item: _Item) -> bytes:
     return item.source.read_bytes()
 
 
-def _run(items: list[_Item], options: Options, session: Any, overwrite: bool, as_json: bool) -> Iterator[dict[str, Any]]:
+def _run(items: list[_Item], options: Options, session: Any, workers: int, overwrite: bool,
+         as_json: bool) -> Iterator[dict[str, Any]]:
     from .pipeline import stream
 
     def safe_read(item: _Item) -> bytes:
@@ -251,7 +254,8 @@ def _run(items: list[_Item], options: Options, session: Any, overwrite: bool, as
     with progress, ThreadPoolExecutor(max_workers=1, thread_name_prefix="alphacut-encode") as writer:
         task = progress.add_task("cutting out", total=len(todo)) if progress else None
         pending: list[Future[dict[str, Any]]] = []
-        for item, result in stream(todo, read=safe_read, options=options, session=session):
+        for item, result in stream(todo, read=safe_read, options=options, session=session,
+                                   model_workers=workers, post_workers=1):
             if isinstance(result, AlphacutError):
                 record = {"path": item.display, "output": None, "status": "error", "error": str(result),
                           "seconds": round(time.perf_counter() - started, 3)}

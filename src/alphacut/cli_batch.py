@@ -16,16 +16,6 @@ from .errors import AlphacutError
 __all__ = ["batch", "watch"]
 
 
-def _session_for(model: str, device: str, threads: int | None, batch_size: int | None) -> tuple[Any, int]:
-    """The engine session laid out for batch work, and how many model calls run at once."""
-    from .batch import open_session
-
-    try:
-        return open_session(model, device=device, threads=threads, batch_size=batch_size)
-    except AlphacutError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 class _RateColumn:
     """Images per second, for rich's progress bar (built lazily: rich is only needed on a TTY)."""
 
@@ -100,7 +90,7 @@ def batch(input_dir: str, output_dir: Path, fmt: str | None, mask: bool, backgro
         sys.exit(1 if report.failures else 0)
     if not Path(input_dir).is_dir():
         raise click.BadParameter(f"{input_dir} is not a folder", param_hint="IN")
-    session, model_workers = _session_for(model, device, threads, batch_size)
+    session, model_workers = make_session(model, device, threads, parallel=True, batch_size=batch_size)
     progress = _progress()
     task: list[Any] = []
 
@@ -147,7 +137,7 @@ def watch(input_dir: Path, output_dir: Path, fmt: str | None, mask: bool, backgr
     from .watch import watch as run_watch
 
     options = build_options(fmt, mask, background, refine, foreground, max_megapixels, color)
-    session = make_session(model, device, threads)
+    session, _ = make_session(model, device, threads)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
