@@ -21,25 +21,28 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 from scipy import ndimage
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, machine, write_section  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "src"))
+from alphacut import models  # noqa: E402
 from alphacut.graphs import PostprocessParams  # noqa: E402
 from alphacut.session import Session  # noqa: E402
 
-DATA = Path(os.environ.get("ALPHACUT_DATA", "/work/shared/data"))
-DEFAULT_MODEL = os.environ.get("ALPHACUT_TEST_MODEL", "/tmp/alphacut-home/models/medium.onnx")
+# The matting example lives in the shared data folder beside the checkout; the tests keep a copy.
+DATA = Path(os.environ.get("ALPHACUT_DATA", ROOT.parent / "shared" / "data"))
+if not (DATA / "matting").is_dir():
+    DATA = ROOT / "tests" / "data"
+DEFAULT_MODEL = os.environ.get("ALPHACUT_TEST_MODEL") or str(models.model_path("medium"))
 METHODS = ("alphacut", "alphacut-raw", "rembg")
 BAND_PX = 10
 BACKGROUNDS = {
@@ -201,21 +204,6 @@ def time_postprocess(runner: Runner, repeats: int = 5) -> list[tuple[float, floa
     return rows
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        m = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
-        cpu = m.group(1).strip() if m else cpu
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}, {os.cpu_count()} cores, onnxruntime {ort.__version__} (CPU, 2 threads), "
-        f"Python {platform.python_version()}; load average {load:.1f} when timed "
-        "(a shared machine: timings are noisy)"
-    )
-
-
 def render(table: dict[str, dict[str, float]], timing: list[tuple[float, float, float]], label: str) -> str:
     lines = ["## Quality", "", f"Set: {label}. Machine: {machine()}.", ""]
     keys = list(next(iter(table.values())))
@@ -232,18 +220,6 @@ def render(table: dict[str, dict[str, float]], timing: list[tuple[float, float, 
         for mp, med, best in timing:
             lines.append(f"| {mp:.1f} | {med:.0f} | {best:.0f} | {med / mp:.0f} |")
     return "\n".join(lines) + "\n"
-
-
-def write_section(text: str, path: Path = ROOT / "benchmarks" / "RESULTS.md") -> None:
-    """Replace only our delimited section, creating the file if needed."""
-    start, end = "<!-- quality:start -->", "<!-- quality:end -->"
-    block = f"{start}\n{text}{end}\n"
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :].lstrip("\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -276,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     text = render(table, timing, label)
     print(text)
     if args.write:
-        write_section(text)
+        write_section("quality", text)
 
 
 if __name__ == "__main__":

@@ -28,16 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PHOTOS, ROOT, machine, write_section  # noqa: E402
 
 from alphacut import Options, Session, models  # noqa: E402
+from alphacut.batch import open_session  # noqa: E402
 from alphacut.fsutil import atomic_write  # noqa: E402
 from alphacut.pipeline import stream  # noqa: E402
 
 MATTING = ROOT / "tests" / "data" / "matting"
 
 
-def run_alphacut(session: Session, photos: list[Path], out: Path) -> float:
+def run_alphacut(session: Session, photos: list[Path], out: Path, workers: int) -> float:
+    """What `alphacut cut FOLDER -o OUT` does (same session layout, same stream)."""
     t = time.perf_counter()
     opts = Options()
-    for path, result in stream(photos, read=Path.read_bytes, options=opts, session=session, post_workers=1):
+    for path, result in stream(photos, read=Path.read_bytes, options=opts, session=session,
+                               model_workers=workers, post_workers=1):
         if isinstance(result, Exception):
             raise result
         atomic_write(out / f"{path.stem}-cutout.png", result.encode(opts), overwrite=True)
@@ -127,17 +130,19 @@ def main(argv: list[str] | None = None) -> None:
 
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
     model = models.model_path(args.model)
-    session = Session(args.model)
+    session, workers = open_session(args.model, parallel=True)
     rembg_session = new_session("dis_custom", model_path=str(model))
     times: dict[str, list[float]] = {"alphacut": [], "rembg": []}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        run_alphacut(session, photos[:1], out)  # warm-up
+        run_alphacut(session, photos[:2], out, workers)  # warm-up
         run_rembg(rembg_session, photos[:1], out)
         for r in range(args.rounds):
             for tool in (("alphacut", "rembg") if r % 2 == 0 else ("rembg", "alphacut")):
-                fn = run_alphacut if tool == "alphacut" else run_rembg
-                times[tool].append(fn(session if tool == "alphacut" else rembg_session, photos, out))
+                if tool == "alphacut":
+                    times[tool].append(run_alphacut(session, photos, out, workers))
+                else:
+                    times[tool].append(run_rembg(rembg_session, photos, out))
                 print(f"round {r + 1} {tool}: {len(photos) / times[tool][-1]:.3f} images/s", flush=True)
     rate = {k: len(photos) / statistics.median(v) for k, v in times.items()}
     iou = lemur_iou(session, rembg_session)
@@ -150,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Machine: {machine()}.",
         f"Photos: the {len(photos)} photos of `shared/data/photos` ({', '.join(p.name for p in photos)}),"
-        f" read from disk and written as PNG cutouts; model `{args.model}` (same ONNX file for both);"
+        f" read from disk and written as PNG cutouts, as `alphacut cut` and rembg's `remove` do;"
+        f" model `{args.model}` (the same ONNX file for both; alphacut runs it as float32 on the CPU);"
         f" median of {args.rounds} alternating rounds. `benchmarks/speed.py`.",
         "",
         "| tool | images/s | ratio vs rembg | lemur IoU (6 composites) |" + (" peak RSS, 24 MP photo |" if memory else ""),

@@ -1,6 +1,6 @@
 """Make the example images of LIMITATIONS.md (docs/limitations/*.jpg).
 
-    python scripts/limitations_examples.py [--model medium.onnx] [--data /work/shared/data]
+    python scripts/limitations_examples.py [--model medium] [--data ../shared/data]
 
 Each example is a real photo (or a real photo made harder: blurred,
 composited on white, upscaled) run through the same pre graph + ISNet + post
@@ -10,18 +10,16 @@ graph as the engine, saved 480 px wide: original | cutout over a checkerboard.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from alphacut.graphs import build_postprocess_graph, build_preprocess_graph, to_bytes  # noqa: E402
+from alphacut import Options, Session, remove_background  # noqa: E402
 
 OUT = ROOT / "docs" / "limitations"
 WIDTH = 480
@@ -41,24 +39,20 @@ def side_by_side(photo: np.ndarray, alpha: np.ndarray, fg: np.ndarray) -> Image.
 
 
 class Cutter:
+    """The engine itself: the same decode-free path as ``remove_background`` on an array."""
+
     def __init__(self, model: str) -> None:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 2
-        self.pre = ort.InferenceSession(to_bytes(build_preprocess_graph()), so)
-        self.isnet = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-        self.post = ort.InferenceSession(to_bytes(build_postprocess_graph()), so)
+        self.session = Session(model)
 
     def __call__(self, photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        (x,) = self.pre.run(["input"], {"image": photo[None]})
-        (mask,) = self.isnet.run(["output"], {"input": x})
-        alpha, rgba = self.post.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
-        return alpha[0, 0], rgba[0, ..., :3].astype(np.float32) / 255
+        cutout = remove_background(photo, session=self.session, options=Options(max_megapixels=1000))
+        return cutout.alpha, cutout.rgba[..., :3].astype(np.float32) / 255
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", default=os.environ.get("ALPHACUT_TEST_MODEL", "/tmp/alphacut-home/models/medium.onnx"))
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("ALPHACUT_DATA", "/work/shared/data")))
+    ap.add_argument("--model", default="medium", help="model name (see `alphacut models list`)")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the sample data folder")
     args = ap.parse_args()
     cut = Cutter(args.model)
     photos, matting = args.data / "photos", args.data / "matting"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -23,14 +22,6 @@ from alphacut.graphs import (
 
 DATA = Path(__file__).parent / "data"
 RAW = PostprocessParams(refine=False, foreground=False, despeckle=False)
-
-
-@pytest.fixture(scope="session")
-def isnet_model_path() -> Path:
-    path = Path(os.environ.get("ALPHACUT_TEST_MODEL", "/tmp/alphacut-home/models/medium.onnx"))
-    if not path.is_file():
-        pytest.skip(f"real model missing: {path}")
-    return path
 
 
 def _session(model: object) -> ort.InferenceSession:
