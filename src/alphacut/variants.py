@@ -3,6 +3,9 @@
 Each recipe is a small graph rewrite that keeps the model's function (the same
 weights, at the same or higher precision):
 
+- ``main_output``: only the output the engine reads and the nodes it depends on.
+  ISNet's side outputs are training aids, and onnxruntime computes every node of
+  the graph whatever is fetched, so dropping them saves about 10 % of the time.
 - ``fp32``: float16 weights, constants and casts upcast to float32. onnxruntime's
   x86 CPU kernels run ISNet's float16 graph slower than the float32 one, and the
   browser's WebGPU adapters without ``shader-f16`` need it.
@@ -31,20 +34,24 @@ from .fsutil import atomic_write
 
 __all__ = ["Recipe", "RECIPES", "RECIPE_VERSION", "derive", "derived_path", "has_fp16"]
 
-Recipe = Literal["fp32", "batched", "ceil_mode"]
-RECIPES: tuple[Recipe, ...] = ("fp32", "batched", "ceil_mode")
-RECIPE_VERSION = 1  # bump when a rewrite changes, so cached and served copies change name
+Recipe = Literal["main_output", "fp32", "batched", "ceil_mode"]
+RECIPES: tuple[Recipe, ...] = ("main_output", "fp32", "batched", "ceil_mode")
+RECIPE_VERSION = 2  # bump when a rewrite changes, so cached and served copies change name
 
 
 def has_fp16(model: onnx.ModelProto) -> bool:
     return any(init.data_type == TensorProto.FLOAT16 for init in model.graph.initializer)
 
 
-def derive(source: Path, recipes: Iterable[Recipe]) -> bytes:
-    """The bytes of the model at ``source`` with ``recipes`` applied, in order."""
+def derive(source: Path, recipes: Iterable[Recipe], *, output: str = "output") -> bytes:
+    """The bytes of the model at ``source`` with ``recipes`` applied, in order
+    (``main_output`` keeps the graph output named ``output``)."""
     model = onnx.load(str(source))
     for recipe in recipes:
-        _REWRITES[recipe](model.graph)
+        if recipe == "main_output":
+            _prune(model.graph, output)
+        else:
+            _REWRITES[recipe](model.graph)
     return model.SerializeToString(deterministic=True)
 
 
@@ -57,8 +64,37 @@ def derived_path(spec: models.ModelSpec, recipes: Iterable[Recipe], source: Path
     tag = "-".join(recipes)
     target = models.home() / "derived" / f"{spec.name}-{spec.sha256[:12]}-{tag}-v{RECIPE_VERSION}.onnx"
     if not target.exists():
-        atomic_write(target, derive(source, recipes), overwrite=True)
+        atomic_write(target, derive(source, recipes, output=spec.output_name), overwrite=True)
     return target
+
+
+def _prune(graph: onnx.GraphProto, output: str) -> None:
+    """Keep ``output`` and only the nodes and initializers it depends on."""
+    if output not in {o.name for o in graph.output}:
+        return  # not this model's layout: leave it whole
+    producers = {name: i for i, node in enumerate(graph.node) for name in node.output}
+    needed: set[str] = set()
+    keep: set[int] = set()
+    stack = [output]
+    while stack:
+        name = stack.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        index = producers.get(name)
+        if index is not None and index not in keep:
+            keep.add(index)
+            stack.extend(i for i in graph.node[index].input if i)
+            for attr in graph.node[index].attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    raise ValueError("models with subgraphs are not pruned")
+    nodes = [node for i, node in enumerate(graph.node) if i in keep]
+    inits = [init for init in graph.initializer if init.name in needed]
+    outputs = [o for o in graph.output if o.name == output]
+    infos = [v for v in graph.value_info if v.name in needed]
+    for field_, items in ((graph.node, nodes), (graph.initializer, inits), (graph.output, outputs), (graph.value_info, infos)):
+        del field_[:]
+        field_.extend(items)
 
 
 def _upcast_tensor(tensor: onnx.TensorProto) -> None:
