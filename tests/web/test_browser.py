@@ -193,7 +193,8 @@ def test_privacy_nothing_leaves_the_tab(first_visit: Visit, live_server: Any) ->
     assert config["model"]["wasm"] in {h.path for h in hits}
 
 
-@pytest.mark.slow  # minutes on a software adapter: deselect with -m "not slow"
+@pytest.mark.slow
+@pytest.mark.webgpu  # deselected unless ALPHACUT_TEST_WEBGPU=1 (tests/web/conftest.py)
 def test_webgpu_path_matches_python(
     launch_browser: Any,
     live_server: Any,

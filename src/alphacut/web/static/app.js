@@ -257,7 +257,6 @@ async function cutOut() {
     showAfter(result.bitmap);
     const total = performance.now() - started;
     const t = result.timings;
-    window.__t = t;
     setStatus(`Done in ${seconds(total)}: subject ${seconds(t.inference)}, edges and colours ${seconds(t.refine)}.`, {
       time: backendLabel(),
     });
