@@ -505,20 +505,25 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
     hw_work = scaled(params.work_size)
     g.work_hw, g.ref_hw = hw_work, scaled(REF_SIZE)
     mask = "mask"  # clipped after resizing: fewer pixels
-    zeros = "coef_unused"  # the apply stage does not read it; a [1,3,1,1] placeholder
-    g.inits.append(numpy_helper.from_array(np.zeros((1, 3, 1, 1), np.float32), zeros))
+
+    def placeholder(out: str) -> None:
+        """A [1,3,1,1] zero map for an output the apply stage will not read (added only when
+        used: an unused initializer makes onnxruntime warn at every session)."""
+        if not any(init.name == "coef_unused" for init in g.inits):
+            g.inits.append(numpy_helper.from_array(np.zeros((1, 3, 1, 1), np.float32), "coef_unused"))
+        g.op("Identity", "coef_unused", out=out)
 
     if not params.refine:
         # Plain upsample (the baseline the refinement is measured against):
         # b is the mask itself, at most at the photo's size.
         hw_mask = g.op("Slice", g.op("Shape", mask), g.i64(2), g.i64(4))
         m = g.resize(mask, sizes(1, g.op("Min", hw_mask, hw_full)))
-        g.op("Identity", zeros, out="coef_a")
+        placeholder("coef_a")
         _coef(g, g.clip(m), 1.0, out="coef_b")
         alpha_small = g.clip(g.resize(mask, sizes(1, hw_work)), out="alpha_small")
         if not params.foreground:
-            g.op("Identity", zeros, out="coef_fg")
-            g.op("Identity", zeros, out="coef_bg")
+            placeholder("coef_fg")
+            placeholder("coef_bg")
             return
         small = g.mul(g.op("Cast", _small_rgb(g, hw_work), to=TensorProto.FLOAT), g.const(1 / 255))
     else:
@@ -541,8 +546,8 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
         _coef(g, a, 1 / 255, out="coef_a")
         _coef(g, b, 1.0, out="coef_b")
         if not params.foreground:
-            g.op("Identity", zeros, out="coef_fg")
-            g.op("Identity", zeros, out="coef_bg")
+            placeholder("coef_fg")
+            placeholder("coef_bg")
             return
     bf, bb = _blur_fusion(g, small, small, alpha_small, params.fg_radius_coarse)
     f1 = _fuse(g, small, alpha_small, g.to_size(bf, hw_work), g.to_size(bb, hw_work))
