@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -92,7 +91,7 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 def peak_memory(tool: str, model: Path, megapixels: float = 24.0) -> float:
-    """Peak RSS in GB of a fresh process cutting one photo of ``megapixels``, read to written."""
+    """Peak RSS (GiB) of a fresh process cutting one photo of ``megapixels``, read to written."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "big.jpg"
         im = Image.open(PHOTOS / "animal-3.jpg").convert("RGB")
@@ -112,7 +111,9 @@ def peak_memory(tool: str, model: Path, megapixels: float = 24.0) -> float:
                 f"open({tmp!r}+'/o.png','wb').write(remove(open({str(src)!r},'rb').read(), session=s))"
             ),
         }[tool]
-        code += ";import resource,json;print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child started by this
+        # (large) process would report the parent's peak; a new address space's VmHWM starts at 0.
+        code += ";import re;print(re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1))"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         return int(out.stdout.strip().splitlines()[-1]) / 2**20  # kB -> GB
 
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     for tool in ("alphacut", "rembg"):
         row = f"| {tool} | {rate[tool]:.3f} | {rate[tool] / rate['rembg']:.2f}x | {iou[tool]:.4f} |"
-        lines.append(row + (f" {memory[tool]:.2f} GB |" if memory else ""))
+        lines.append(row + (f" {memory[tool]:.2f} GiB |" if memory else ""))
     lines += ["", "alphacut's figure includes its edge refinement and foreground colour estimation;"
               " rembg's default cutout does neither."]
     if args.write:
