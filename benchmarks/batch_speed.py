@@ -45,8 +45,9 @@ def time_alphacut(folder: Path, out: Path) -> tuple[float, float]:
     session, workers = open_session("medium")  # what `alphacut batch` uses
     warm = out.parent / "warm"
     warm.mkdir()
-    shutil.copy(next(iter(sorted(folder.iterdir()))), warm)
-    run_batch(warm, out.parent / "warm-out", options=Options(), session=session, model_workers=workers)  # warm-up
+    for photo in sorted(folder.iterdir())[:workers]:  # one warm-up image per parallel model call
+        shutil.copy(photo, warm)
+    run_batch(warm, out.parent / "warm-out", options=Options(), session=session, model_workers=workers)
     started, cpu = time.perf_counter(), time.process_time()
     report = run_batch(folder, out, options=Options(), session=session, model_workers=workers)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
