@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -39,15 +38,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PHOTOS, ROOT, machine, write_section  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "src"))
 
 from alphacut import models  # noqa: E402
 from alphacut.web.app import create_app  # noqa: E402
 
 IMGLY_VERSION = "1.7.0"  # its peer dependency pins onnxruntime-web 1.21.0
-PHOTOS = Path(os.environ.get("ALPHACUT_PHOTOS", "/work/shared/data/photos"))
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+PHOTOS = Path(os.environ.get("ALPHACUT_PHOTOS", PHOTOS))
 CHROMIUM = os.environ.get("ALPHACUT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -280,33 +280,10 @@ class Imgly:
         self.server.should_exit = True
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def browser_machine() -> str:
+    """The shared machine description plus the Chromium that ran."""
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip().splitlines()
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, no GPU; {platform.system()} {platform.release()};"
-        f" {chromium[-1] if chromium else 'Chromium'} headless; Python {platform.python_version()}"
-    )
-
-
-def write_section(text: str) -> None:
-    start, end = "<!-- browser:start -->", "<!-- browser:end -->"
-    block = f"{start}\n{text.rstrip()}\n{end}\n"
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if start in old and end in old:
-        before, rest = old.split(start, 1)
-        after = rest.split(end, 1)[1].lstrip("\n")
-        new = before + block + ("\n" + after if after else "")
-    else:
-        new = old.rstrip() + "\n\n" + block
-    RESULTS.write_text(new)
+    return f"{machine()}; {chromium[-1] if chromium else 'Chromium'} headless"
 
 
 def main() -> None:
@@ -360,7 +337,7 @@ def main() -> None:
     lines = [
         "## Browser: time to a finished cutout (WASM, headless Chromium)",
         "",
-        f"Machine: {machine()}. Both libraries: the same ISNet fp16 weights ({args.model},"
+        f"Machine: {browser_machine()}. Both libraries: the same ISNet fp16 weights ({args.model},"
         f" {model_file.stat().st_size / 1e6:.0f} MB), cross-origin isolated, WASM threads ="
         " `navigator.hardwareConcurrency`. alphacut: file in -> cutout shown -> PNG encoded"
         " (decode, model, edge refinement and foreground colours at full resolution);"
@@ -399,7 +376,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("browser", text)
 
 
 if __name__ == "__main__":
