@@ -106,6 +106,16 @@ class Report:
     def total(self) -> int:
         return len(self.entries)
 
+    def count(self, results: Iterable[Result]) -> None:
+        """Add this run's results to the counts."""
+        for r in results:
+            if r.status == "done":
+                self.done += 1
+            elif r.status == "skipped":
+                self.skipped += 1
+            else:
+                self.failed += 1
+
     @property
     def failures(self) -> list[dict[str, Any]]:
         return [{"input": e.path, "error": e.error} for e in self.entries if e.status == "failed"]
@@ -410,13 +420,7 @@ class Batch:
         entries = [e for e in self.ledger.entries() if e.path in wanted]
         report = Report(input_dir=str(self.in_dir), output_dir=str(self.out_dir), seconds=seconds,
                         entries=entries, ignored=[self.rel(p) for p in ignored])
-        for r in results:
-            if r.status == "done":
-                report.done += 1
-            elif r.status == "skipped":
-                report.skipped += 1
-            else:
-                report.failed += 1
+        report.count(results)
         return report
 
 

@@ -227,12 +227,6 @@ def run_ray(
         wanted = {rel for _, rel, _, _ in listing}
         report = Report(input_dir=input_uri, output_dir=str(out_dir), seconds=time.perf_counter() - started,
                         entries=[e for e in ledger.entries() if e.path in wanted])
-        for r in results:
-            if r.status == "done":
-                report.done += 1
-            elif r.status == "skipped":
-                report.skipped += 1
-            else:
-                report.failed += 1
+        report.count(results)
     report.write(out_dir)
     return report
