@@ -263,6 +263,7 @@ async function cutOut() {
     state.resultId = result.id;
     // Read by the tests and the benchmark.
     document.body.dataset.cutMs = String(Math.round(total));
+    document.body.dataset.timings = JSON.stringify(t);
     document.body.dataset.result = String(result.id);
     setExportEnabled(true);
   } catch (error) {
