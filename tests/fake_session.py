@@ -50,5 +50,6 @@ class FakeSession:
         yy, xx = np.mgrid[0:h, 0:w]
         r = min(h, w) / 3
         alpha = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 <= r * r).astype(np.float32)
-        fg = image[..., :3].astype(np.float32) / 255.0
-        return alpha, fg, alpha
+        # The real contract: the RGBA cutout as uint8 (colours = the photo here).
+        rgba = np.dstack([image[..., :3], np.rint(alpha * 255.0).astype(np.uint8)])
+        return alpha, rgba, alpha

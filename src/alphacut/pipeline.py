@@ -113,11 +113,9 @@ def cut(decoded: DecodedImage, *, options: Options, session: Session) -> Cutout:
 def cut_batch(decoded: Sequence[DecodedImage], *, options: Options, session: Session) -> list[Cutout]:
     """:func:`cut` for several images with one model call (faster on a GPU; the model
     must accept a batch dimension larger than one, see :func:`alphacut.batch.batched_session`)."""
-    if len(decoded) == 1:
-        return [cut(decoded[0], options=options, session=session)]
     t0 = time.perf_counter()
     prepared = [_model_input(d) for d in decoded]
-    masks = session.infer(np.concatenate([session.preprocess(m) for _, m in prepared]))
+    masks = _predict(session, prepared)
     share = (time.perf_counter() - t0) / len(decoded)
     return [
         _finish(d, in_alpha, masks[i : i + 1], options, session, {"model": share})
@@ -128,6 +126,13 @@ def cut_batch(decoded: Sequence[DecodedImage], *, options: Options, session: Ses
 def _model_input(decoded: DecodedImage) -> tuple[np.ndarray | None, np.ndarray]:
     in_alpha = _input_alpha(decoded)
     return in_alpha, _over_white(decoded.srgb8, in_alpha)
+
+
+def _predict(session: Session, prepared: Sequence[tuple[np.ndarray | None, np.ndarray]]) -> np.ndarray:
+    """The masks (Nx1xSxS) of images prepared by :func:`_model_input`, in one model call."""
+    if len(prepared) == 1:
+        return session.predict_mask(prepared[0][1])
+    return session.infer(np.concatenate([session.preprocess(m) for _, m in prepared]))
 
 
 def _finish(
@@ -144,11 +149,11 @@ def _finish(
     opaque_8bit = in_alpha is None and decoded.bit_depth == 8
     photo = decoded.pixels if opaque_8bit else _over_white(decoded.pixels8, in_alpha)
     params = PostprocessParams(refine=options.refine, foreground=options.foreground)
-    alpha, fg, alpha_small = session.postprocess(photo, mask, params)
+    alpha, cutout, alpha_small = session.postprocess(photo, mask, params)
     if in_alpha is not None:
         # Transparency the input already had stays transparent.
         alpha = alpha * in_alpha
-    rgba = _compose(decoded, alpha, fg)
+    rgba = _compose(decoded, alpha, cutout)
     timings["postprocess"] = time.perf_counter() - t1
     return Cutout(
         rgba=rgba,
@@ -179,36 +184,22 @@ def _over_white(rgb8: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return np.round(rgb8[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
 
 
-def _compose(decoded: DecodedImage, alpha: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    """The output pixels from the matte and the colours ``postprocess`` gave.
-
-    ``fg`` is the RGBA cutout as uint8 HxWx4 (the graphs' output, alpha already
-    rounded in) or float HxWx3 colours in [0, 1].
-    """
-    cutout8 = fg.dtype == np.uint8
+def _compose(decoded: DecodedImage, alpha: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """The output pixels from the matte and the uint8 HxWx4 cutout ``postprocess`` gave."""
     if decoded.bit_depth == 16:
         # Keep the input's 16 bits: apply the foreground estimate as a correction of
         # the 8-bit view the graph saw, so untouched pixels keep full precision.
         orig = decoded.pixels[..., :3].astype(np.float32) / 65535.0
-        colours = fg[..., :3].astype(np.float32) / 255.0 if cutout8 else fg
+        colours = rgba[..., :3].astype(np.float32) / 255.0
         seen = decoded.pixels8.astype(np.float32) / 255.0
         rgb = np.clip(orig + (colours - seen), 0.0, 1.0)
         out = np.empty((*alpha.shape, 4), np.uint16)
         out[..., :3] = np.round(rgb * 65535.0)
         out[..., 3] = np.round(alpha * 65535.0)
         return out
-    if cutout8:
-        if decoded.has_alpha:  # the matte was multiplied by the input's alpha
-            np.rint(alpha * 255.0, out=fg[..., 3], casting="unsafe")
-        return fg
-    # In place: at 24 MP each float temporary of the colours costs 288 MB.
-    out8 = np.empty((*alpha.shape, 4), np.uint8)
-    np.clip(fg, 0.0, 1.0, out=fg)
-    np.multiply(fg, 255.0, out=fg)
-    np.rint(fg, out=fg)
-    out8[..., :3] = fg
-    out8[..., 3] = np.rint(alpha * 255.0)
-    return out8
+    if decoded.has_alpha:  # the matte was multiplied by the input's alpha
+        np.rint(alpha * 255.0, out=rgba[..., 3], casting="unsafe")
+    return rgba
 
 
 def stream(
@@ -270,10 +261,7 @@ def stream(
                 t0 = time.perf_counter()
                 try:
                     prepared = [_model_input(d) for d, _ in members]
-                    if len(members) == 1:
-                        masks = session.predict_mask(prepared[0][1])
-                    else:
-                        masks = session.infer(np.concatenate([session.preprocess(m) for _, m in prepared]))
+                    masks = _predict(session, prepared)
                 except AlphacutError as exc:
                     for _, slot in members:
                         slot.set_result(exc)
