@@ -9,6 +9,11 @@ weights, at the same or higher precision):
 - ``fp32``: float16 weights, constants and casts upcast to float32. onnxruntime's
   x86 CPU kernels run ISNet's float16 graph slower than the float32 one, and the
   browser's WebGPU adapters without ``shader-f16`` need it.
+- ``f32_compute``: float32 arithmetic, float16 storage. Every float16 weight is
+  kept as it is and feeds a ``Cast`` to float32 (onnxruntime folds those casts
+  once, when the session is created); constants, casts and activations become
+  float32. It computes exactly what ``fp32`` computes, from a file of the
+  original's size: what the browser downloads.
 - ``batched``: the batch dimension named instead of fixed to 1 (none of ISNet's
   operators depends on it), so a GPU can take several images per call.
 - ``ceil_mode``: MaxPool ``ceil_mode=1`` rewritten to 0. At ISNet's 1024 input every
@@ -34,9 +39,9 @@ from .fsutil import atomic_write
 
 __all__ = ["Recipe", "RECIPES", "RECIPE_VERSION", "derive", "derived_path", "has_fp16"]
 
-Recipe = Literal["main_output", "fp32", "batched", "ceil_mode"]
-RECIPES: tuple[Recipe, ...] = ("main_output", "fp32", "batched", "ceil_mode")
-RECIPE_VERSION = 2  # bump when a rewrite changes, so cached and served copies change name
+Recipe = Literal["main_output", "fp32", "f32_compute", "batched", "ceil_mode"]
+RECIPES: tuple[Recipe, ...] = ("main_output", "fp32", "f32_compute", "batched", "ceil_mode")
+RECIPE_VERSION = 3  # bump when a rewrite changes, so cached and served copies change name
 
 
 def has_fp16(model: onnx.ModelProto) -> bool:
@@ -103,9 +108,20 @@ def _upcast_tensor(tensor: onnx.TensorProto) -> None:
         tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
 
 
-def _upcast_fp16(graph: onnx.GraphProto) -> None:
+def _upcast_fp16(graph: onnx.GraphProto, *, keep_weights: bool = False) -> None:
+    upcasts = []
     for init in graph.initializer:
-        _upcast_tensor(init)
+        if keep_weights and init.data_type == TensorProto.FLOAT16:
+            # The float16 tensor moves to a new name; a Cast gives the old name its float32 value.
+            name = init.name
+            init.name = f"{name}__fp16"
+            upcasts.append(onnx.helper.make_node("Cast", [init.name], [name], name=f"{name}__upcast", to=TensorProto.FLOAT))
+        else:
+            _upcast_tensor(init)
+    if upcasts:
+        nodes = [*upcasts, *graph.node]
+        del graph.node[:]
+        graph.node.extend(nodes)
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.TENSOR:
@@ -135,4 +151,8 @@ def _fix_ceil_mode(graph: onnx.GraphProto) -> None:
                     attr.i = 0
 
 
-_REWRITES = {"fp32": _upcast_fp16, "batched": _free_batch, "ceil_mode": _fix_ceil_mode}
+def _f32_compute(graph: onnx.GraphProto) -> None:
+    _upcast_fp16(graph, keep_weights=True)
+
+
+_REWRITES = {"fp32": _upcast_fp16, "f32_compute": _f32_compute, "batched": _free_batch, "ceil_mode": _fix_ceil_mode}

@@ -291,7 +291,8 @@ def test_webgpu_variants_are_offered_for_fp16_models_only(home: Path) -> None:
 @pytest.mark.model
 @pytest.mark.slow
 def test_real_model_variants(isnet_model_path: Path) -> None:
-    """The fp32 WebGPU variant has no fp16 left and no MaxPool ceil_mode, and computes the same."""
+    """The variants compute what the original computes: the fp32 WebGPU one has no fp16 left
+    and no MaxPool ceil_mode; the WASM one is pruned and computes in float32 from fp16 weights."""
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -314,8 +315,22 @@ def test_real_model_variants(isnet_model_path: Path) -> None:
     want = ort.InferenceSession(str(isnet_model_path), so).run(["output"], {"input": x})[0]
     got = ort.InferenceSession(data, so).run(["output"], {"input": x})[0]
     assert np.abs(want - got).max() < 1e-3
-    got = ort.InferenceSession(pruned.SerializeToString(), so).run(["output"], {"input": x})[0]
+    fp32 = got
+    # The WASM variant computes in float32 from the float16 weights: fp16 only in the
+    # weights (each read by one Cast to float), the file no larger than the original,
+    # and exactly the fp32 variant's result.
+    wasm = variants.build_variant(isnet_model_path, "wasm")
+    assert len(wasm) < isnet_model_path.stat().st_size * 1.01
+    fp16 = {i.name for i in pruned.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16}
+    assert fp16
+    for node in pruned.graph.node:
+        if set(node.input) & fp16:
+            assert node.op_type == "Cast" and node.attribute[0].i == onnx.TensorProto.FLOAT
+        for attr in node.attribute:
+            assert not (node.op_type == "Cast" and attr.name == "to" and attr.i == onnx.TensorProto.FLOAT16)
+    got = ort.InferenceSession(wasm, so).run(["output"], {"input": x})[0]
     assert np.abs(want - got).max() < 1e-3
+    assert np.abs(fp32 - got).max() < 1e-6
 
 
 def test_pull_runtime_from_tarball(home: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
