@@ -52,17 +52,25 @@ const state = {
 
 // --- status --------------------------------------------------------------------
 
+let ticker = null;
+
+// progress: null (none), a fraction 0..1 (a bar), or true (busy, length unknown).
 function setStatus(text, { error = false, time = "", progress = null } = {}) {
+  clearInterval(ticker);
+  ticker = null;
   ui.statusText.textContent = text;
   ui.statusTime.textContent = time;
   ui.status.classList.toggle("error", error);
   ui.status.dataset.state = error ? "error" : "ok";
-  if (progress === null) {
-    ui.progress.hidden = true;
-  } else {
-    ui.progress.hidden = false;
-    if (progress === true) ui.progress.removeAttribute("value");
-    else ui.progress.value = progress;
+  ui.progress.hidden = typeof progress !== "number";
+  if (typeof progress === "number") ui.progress.value = progress;
+  if (progress === true) {
+    // Busy: a seconds count, not an indeterminate bar. That bar's animation repaints
+    // 60 times a second, CPU the model needs on a small machine (measured: ~1-2 %).
+    const started = performance.now();
+    ticker = setInterval(() => {
+      ui.statusText.textContent = `${text} ${Math.floor((performance.now() - started) / 1000)} s`;
+    }, 1000);
   }
 }
 
