@@ -151,6 +151,12 @@ def live_server(isnet_model_path: Path, web_runtime: Path) -> Iterator[LiveServe
 
 
 @pytest.fixture(scope="session")
+def server_for() -> Any:
+    """``server_for(app)`` -> a LiveServer of another app (call ``stop()`` when done)."""
+    return LiveServer
+
+
+@pytest.fixture(scope="session")
 def playwright_driver(chromium: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.model]
 PHOTOS = Path(__file__).parents[1] / "data" / "photos"
 PHOTO = PHOTOS / "girl-1.jpg"
 PHOTO_WITH_ALPHA = PHOTOS / "plants-1.jpg"  # a PNG with transparency behind a .jpg name
+MORE_PHOTOS = [PHOTOS / "car-3.jpg", PHOTOS / "animal-2.jpg"]  # other subjects and aspect ratios
 PARITY_MAE = 0.01
 LOAD_TIMEOUT_MS = 120_000
 CUT_TIMEOUT_MS = 180_000
@@ -91,7 +93,7 @@ def reference(session: Any) -> Any:
     """Python engine cutouts of the test photos, by name."""
     from alphacut import remove_background
 
-    return {p.name: remove_background(p, session=session) for p in (PHOTO, PHOTO_WITH_ALPHA)}
+    return {p.name: remove_background(p, session=session) for p in (PHOTO, PHOTO_WITH_ALPHA, *MORE_PHOTOS)}
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +193,96 @@ def test_privacy_nothing_leaves_the_tab(first_visit: Visit, live_server: Any) ->
         assert hit.path in known or hit.path.startswith("/assets/"), hit
         assert hit.status in (200, 304), hit
     assert config["model"]["wasm"] in {h.path for h in hits}
+
+
+@pytest.mark.parametrize("photo", MORE_PHOTOS, ids=lambda p: p.name)
+def test_more_photos_match_the_python_engine(
+    first_visit: Visit, reference: dict[str, Any], photo: Path, tmp_path: Path
+) -> None:
+    """Parity on other subjects and shapes: the same alpha as Python, in the same page."""
+    page = first_visit.page
+    _cut(page, photo)
+    png = _export(page, "#export-png", tmp_path)
+    assert png.name == f"{photo.stem}-cutout.png"
+    want = reference[photo.name]
+    alpha = _alpha(png)
+    assert alpha.shape == want.alpha.shape
+    assert float(np.abs(alpha - want.alpha).mean()) <= PARITY_MAE
+    inter = np.logical_and(alpha > 0.5, want.alpha > 0.5).sum()
+    union = np.logical_or(alpha > 0.5, want.alpha > 0.5).sum()
+    assert inter / union >= 0.99
+
+
+def _empty_mask_model() -> bytes:
+    """A stand-in for ISNet that runs anywhere and returns an all-zero mask: what some
+    WebGPU kernels return without an error."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["input", "axes"], ["sum"], keepdims=1),
+            helper.make_node("Mul", ["sum", "zero"], ["output"]),
+        ],
+        "empty_mask",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 1024, 1024])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 1024, 1024])],
+        initializer=[
+            helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def test_webgpu_failure_mid_cut_falls_back_to_wasm(
+    launch_browser: Any,
+    server_for: Any,
+    isnet_model_path: Path,
+    web_runtime: Path,
+    reference: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WebGPU fails in the middle of a cutout (an empty mask): the page redoes the cutout
+    on the CPU, says so, and the result is still the Python engine's.
+
+    The server hands the page a stand-in WebGPU model; everything else is real. Headless
+    Chromium's software adapter (SwiftShader) runs the stand-in in a moment.
+    """
+    from alphacut.web import variants
+    from alphacut.web.app import create_app
+
+    real_build = variants.build_variant
+
+    def build(path: Path, variant: str, *, output: str = "output") -> bytes:
+        if variant.startswith("webgpu"):
+            return _empty_mask_model()
+        return real_build(path, variant, output=output)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(variants, "build_variant", build)
+    server = server_for(create_app(model=os.environ.get("ALPHACUT_TEST_MODEL_NAME", "medium")))
+    context = launch_browser(tmp_path, ["--enable-unsafe-webgpu", "--enable-unsafe-swiftshader"])
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/?backend=webgpu")
+        _wait_ready(page)
+        assert page.evaluate("document.body.dataset.backend") == "webgpu", page.text_content("#status-text")
+        _cut(page, PHOTO)
+        assert page.evaluate("document.body.dataset.backend") == "wasm"
+        assert "empty mask" in page.evaluate("document.body.dataset.fallback")
+        status = page.text_content("#status-text")
+        assert "Redone on the CPU" in status and "WebGPU failed" in status, status
+        assert "WebAssembly" in page.text_content("#backend-badge")
+        png = _export(page, "#export-png", tmp_path)
+    finally:
+        context.close()
+        server.stop()
+    want = reference[PHOTO.name]
+    assert float(np.abs(_alpha(png) - want.alpha).mean()) <= PARITY_MAE
 
 
 @pytest.mark.slow

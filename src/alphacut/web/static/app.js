@@ -253,11 +253,15 @@ async function cutOut() {
     ui.details.textContent = `${name}: ${width} × ${height} px`;
     await ensureWorker();
     let result;
+    let fellBack = "";
     try {
       result = await call({ type: "cut", bitmap }, [bitmap]);
     } catch (error) {
       if (!error.fallback) throw error;
-      setStatus(`WebGPU failed (${error.message}); retrying on the CPU…`, { progress: true });
+      fellBack = error.message;
+      // Read by the tests: why this cutout was redone on the CPU.
+      document.body.dataset.fallback = fellBack;
+      setStatus(`WebGPU failed (${fellBack}); retrying on the CPU…`, { progress: true });
       await startWorker("wasm");
       const again = await decode(blob);
       result = await call({ type: "cut", bitmap: again }, [again]);
@@ -265,7 +269,8 @@ async function cutOut() {
     showAfter(result.bitmap);
     const total = performance.now() - started;
     const t = result.timings;
-    setStatus(`Done in ${seconds(total)}: subject ${seconds(t.inference)}, edges and colours ${seconds(t.refine)}.`, {
+    const note = fellBack ? ` Redone on the CPU: WebGPU failed (${fellBack}).` : "";
+    setStatus(`Done in ${seconds(total)}: subject ${seconds(t.inference)}, edges and colours ${seconds(t.refine)}.${note}`, {
       time: backendLabel(),
     });
     state.resultId = result.id;
