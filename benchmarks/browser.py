@@ -340,7 +340,8 @@ def main() -> None:
         f"Machine: {browser_machine()}. Both libraries: the same ISNet fp16 weights ({args.model},"
         f" {model_file.stat().st_size / 1e6:.0f} MB), cross-origin isolated, WASM threads ="
         " `navigator.hardwareConcurrency`. alphacut: file in -> cutout shown -> PNG encoded"
-        " (decode, model, edge refinement and foreground colours at full resolution);"
+        " (decode, model, edge refinement and foreground colours at full resolution; its page runs"
+        " the weights as a float32 graph built from the same fp16 file, `f32_compute`);"
         f" @imgly/background-removal {IMGLY_VERSION} (onnxruntime-web 1.21): `removeBackground` -> PNG blob"
         " (no refinement). One warm-up run each, then the median of"
         f" {args.runs} runs, alternating alphacut and imgly run by run. Seconds.",
