@@ -70,6 +70,8 @@ def main() -> None:
     fg = np.asarray(Image.open(matting / "lemur_foreground.png").convert("RGB"), np.float32)
     a = np.asarray(Image.open(matting / "lemur_alpha.png").convert("L"), np.float32)[..., None] / 255
     examples["white-on-white"] = np.clip(fg * a + 255 * (1 - a) + 0.5, 0, 255).astype(np.uint8)
+    # What the subject stands on: the lemur photo itself, on its log.
+    examples["support"] = np.asarray(Image.open(matting / "lemur.png").convert("RGB"))
 
     OUT.mkdir(parents=True, exist_ok=True)
     for name, photo in examples.items():
