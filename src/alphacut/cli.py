@@ -396,6 +396,26 @@ def models_add(name: str, url: str, sha256: str, input_size: int, mean: float, s
     click.echo(f"added {name}: run `alphacut models pull {name}` to fetch it")
 
 
+@cli.group("runtime")
+def runtime_group() -> None:
+    """The in-browser runtime (onnxruntime-web) that `alphacut serve` hands the page."""
+
+
+@runtime_group.command("pull")
+@click.option("--tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="use an already downloaded onnxruntime-web .tgz instead of `npm pack`")
+@click.option("--force", is_flag=True, help="fetch again even if cached")
+def runtime_pull(tarball: Path | None, force: bool) -> None:
+    """Fetch onnxruntime-web with npm, verify its integrity hash, keep the files the page needs."""
+    from .web.runtime import ORT_VERSION, pull_runtime
+
+    try:
+        path = pull_runtime(tarball=tarball, force=force)
+    except AlphacutError as exc:
+        raise _fail(exc) from None
+    click.echo(f"onnxruntime-web {ORT_VERSION}: {path}")
+
+
 # --- serve, doctor -------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """The local web app: a page that cuts images out in the browser tab.
 
-``create_app`` builds the ASGI app, ``serve`` runs it; ``python -m alphacut.web
-pull-runtime`` fetches the in-browser runtime (onnxruntime-web) into the cache.
+``create_app`` builds the ASGI app, ``serve`` runs it; ``alphacut runtime pull``
+fetches the in-browser runtime (onnxruntime-web) into the cache.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ RUNTIME_FILES: tuple[str, ...] = (
     "ort-wasm-simd-threaded.asyncify.wasm",
 )
 
-PULL_COMMAND = "python -m alphacut.web pull-runtime"
+PULL_COMMAND = "alphacut runtime pull"
 
 
 class RuntimeNotFoundError(ModelError):

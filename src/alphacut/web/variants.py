@@ -8,11 +8,11 @@ whatever is fetched, so dropping them saves about 10 % of the inference time.
   its float16 weights (recipe ``f32_compute``): onnxruntime-web's WASM kernels are
   float32, so a float16 graph pays for casts around most nodes at every run (about
   5 % of the time); the download stays the size of the original.
-- ``webgpu-f16``: the same, with MaxPool ``ceil_mode=1`` rewritten to 0. At ISNet's 1024 input every
-  pooled size is even, so the output is identical; some WebGPU MaxPool kernels do
-  not implement ceil mode.
-- ``webgpu-f32``: the same, with fp16 weights, constants and casts upcast to fp32,
-  for adapters without ``shader-f16`` (software adapters such as SwiftShader).
+- ``webgpu-f16``: the verified file pruned to its main output, in float16, with MaxPool
+  ``ceil_mode=1`` rewritten to 0. At ISNet's 1024 input every pooled size is even, so the
+  output is identical; some WebGPU MaxPool kernels do not implement ceil mode.
+- ``webgpu-f32``: the same rewrites, computing in float32 from the float16 weights like
+  ``wasm``, for adapters without ``shader-f16`` (software adapters such as SwiftShader).
 
 Variants are built on the server when first asked for (with the rewrites of
 :mod:`alphacut.variants`) and never stored on disk or committed: the same verified
@@ -57,7 +57,7 @@ def webgpu_variants(path: Path) -> tuple[Variant, ...]:
 _RECIPES: dict[Variant, tuple[Recipe, ...]] = {
     "wasm": ("main_output", "f32_compute"),
     "webgpu-f16": ("main_output", "ceil_mode"),
-    "webgpu-f32": ("main_output", "ceil_mode", "fp32"),
+    "webgpu-f32": ("main_output", "ceil_mode", "f32_compute"),
 }
 
 
