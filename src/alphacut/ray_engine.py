@@ -20,7 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from .batch import EXTENSIONS, IMAGE_SUFFIXES, Report, Result, clean_partials, output_name
+from .batch import (
+    EXTENSIONS,
+    IMAGE_SUFFIXES,
+    Report,
+    Result,
+    clean_partials,
+    fp32_model_path,
+    open_session,
+    output_name,
+)
 from .errors import AlphacutError
 from .ledger import LEDGER_NAME, Ledger, fingerprint, sha256_bytes
 from .options import Options
@@ -69,10 +78,10 @@ class _Cutter:
 
     def __init__(self, options: dict[str, Any], model: str, device: str, threads: int | None, out_dir: str,
                  names: dict[str, tuple[str, str]], done: dict[str, str]) -> None:
-        from .session import Session
-
         self.options = Options(**options)
-        self.session = Session(model, device=device, threads=threads)
+        # The layout the local engine uses for one call at a time: on a CPU the float32-computing
+        # copy of the model, on a GPU the free-batch copy.
+        self.session, _ = open_session(model, device=device, threads=threads, parallel=False)
         self.out_dir = Path(out_dir)
         self.names = names  # path -> (rel, output rel)
         self.done = done  # rel -> sha256 of a done row whose output exists
@@ -145,6 +154,7 @@ def run_ray(
     out_dir = Path(output_dir)
     spec = models.get_spec(model)
     models.model_path(spec)  # fail here, with the command that fetches it, not in every actor
+    fp32_model_path(spec)  # derive the CPU copy once here rather than in every local actor
     fp = fingerprint(options, spec.sha256)
     ext = EXTENSIONS[options.format]
     started = time.perf_counter()

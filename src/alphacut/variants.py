@@ -6,14 +6,15 @@ weights, at the same or higher precision):
 - ``main_output``: only the output the engine reads and the nodes it depends on.
   ISNet's side outputs are training aids, and onnxruntime computes every node of
   the graph whatever is fetched, so dropping them saves about 10 % of the time.
-- ``fp32``: float16 weights, constants and casts upcast to float32. onnxruntime's
-  x86 CPU kernels run ISNet's float16 graph slower than the float32 one, and the
-  browser's WebGPU adapters without ``shader-f16`` need it.
+- ``fp32``: float16 weights, constants and casts upcast to float32: a model file twice
+  the size that computes in float32 (the reference ``f32_compute`` is tested against).
 - ``f32_compute``: float32 arithmetic, float16 storage. Every float16 weight is
   kept as it is and feeds a ``Cast`` to float32 (onnxruntime folds those casts
   once, when the session is created); constants, casts and activations become
   float32. It computes exactly what ``fp32`` computes, from a file of the
-  original's size: what the browser downloads.
+  original's size. What the CPU runs, in Python and in the browser: onnxruntime's
+  x86 and WASM kernels run ISNet's float16 graph slower than a float32 one (casts
+  around most nodes at every run), and WebGPU adapters without ``shader-f16`` need it.
 - ``batched``: the batch dimension named instead of fixed to 1 (none of ISNet's
   operators depends on it), so a GPU can take several images per call.
 - ``ceil_mode``: MaxPool ``ceil_mode=1`` rewritten to 0. At ISNet's 1024 input every
