@@ -111,8 +111,9 @@ def _upcast_tensor(tensor: onnx.TensorProto) -> None:
 
 def _upcast_fp16(graph: onnx.GraphProto, *, keep_weights: bool = False) -> None:
     upcasts = []
+    inputs = {i.name for i in graph.input}  # old-style graphs list initializers as inputs too
     for init in graph.initializer:
-        if keep_weights and init.data_type == TensorProto.FLOAT16:
+        if keep_weights and init.data_type == TensorProto.FLOAT16 and init.name not in inputs:
             # The float16 tensor moves to a new name; a Cast gives the old name its float32 value.
             name = init.name
             init.name = f"{name}__fp16"
