@@ -22,6 +22,9 @@ class FakeSession:
         self.spec = _Spec()
         self.delay = delay
         self.active_providers = ["CPUExecutionProvider"]
+        self.on_gpu = False
+        self.batch_dimension = 1
+        self.runtime = "fake"
         self.calls = 0
         self.running = 0
         self.max_running = 0

@@ -203,12 +203,11 @@ def clean_partials(out_dir: Path) -> int:
 
 def default_batch_size(session: Session) -> int:
     """Images per model call: several on a GPU (when the model allows it), one on a CPU."""
-    on_gpu = session.active_providers[0] != "CPUExecutionProvider"
-    return GPU_BATCH_SIZE if on_gpu and _accepts_batches(session) else 1
+    return GPU_BATCH_SIZE if session.on_gpu and _accepts_batches(session) else 1
 
 
 def _accepts_batches(session: Session) -> bool:
-    dim = session._model.get_inputs()[0].shape[0]
+    dim = session.batch_dimension
     return not isinstance(dim, int) or dim != 1
 
 

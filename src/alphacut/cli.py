@@ -482,6 +482,19 @@ def doctor() -> None:
                     " cuDNN versions do not match this onnxruntime-gpu build)")
         return "GPU: CUDA usable" + (", TensorRT available" if "TensorrtExecutionProvider" in available else "")
 
+    def cpu_runtime_status() -> str:
+        from .openvino_model import choose_cpu_runtime
+
+        try:
+            runtime, why = choose_cpu_runtime()
+        except AlphacutError as exc:
+            return f"CPU model runtime: ERROR: {exc}"
+        if runtime == "openvino":
+            import openvino
+
+            return f"CPU model runtime: OpenVINO {openvino.__version__.split('-')[0]} in bfloat16 ({why})"
+        return f"CPU model runtime: onnxruntime ({why}; ALPHACUT_CPU_RUNTIME=openvino|onnxruntime picks by hand)"
+
     available = ort.get_available_providers()
     try:
         usable = len(os.sched_getaffinity(0))
@@ -491,6 +504,7 @@ def doctor() -> None:
         f"alphacut {__version__} on Python {platform.python_version()} ({platform.platform()})",
         f"onnxruntime {ort.__version__} (build device {ort.get_device()}): providers {', '.join(available)}",
         gpu_status(available),
+        cpu_runtime_status(),
         f"numpy {numpy.__version__}, Pillow {PIL.__version__}",
         f"CPU cores: {os.cpu_count()} ({usable} usable by this process);"
         f" model threads: {usable} by default (--threads N to change)",

@@ -23,6 +23,7 @@ from .graphs import (
     build_preprocess_graph,
     to_bytes,
 )
+from .openvino_model import OpenVinoModel, choose_cpu_runtime
 from .options import DEFAULT_MODEL
 from .providers import check_providers, resolve_providers
 
@@ -56,17 +57,24 @@ class Session:
         self.device = device
         self.threads = threads
         self.providers = resolve_providers(device, cache_dir=models.home() / "tensorrt")
-        try:
-            self._model = ort.InferenceSession(
-                str(self.model_path), self._options(), providers=self.providers
-            )
-        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError, ValueError) as exc:
-            raise ModelError(
-                f"onnxruntime cannot load {self.model_path}: {exc}; delete the file and run"
-                f" `alphacut models pull {self.spec.name}`"
-            ) from None
-        check_providers(self._model, device)
-        names = {o.name for o in self._model.get_outputs()}
+        self._model: ort.InferenceSession | OpenVinoModel
+        on_cpu = self.providers[0] == "CPUExecutionProvider"
+        self.cpu_runtime, self.cpu_runtime_why = choose_cpu_runtime() if on_cpu else ("", "")
+        if self.cpu_runtime == "openvino":
+            self._model = OpenVinoModel(self.model_path, threads=threads, input_name=self.spec.input_name)
+            names = set(self._model.output_names)
+        else:
+            try:
+                self._model = ort.InferenceSession(
+                    str(self.model_path), self._options(), providers=self.providers
+                )
+            except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError, ValueError) as exc:
+                raise ModelError(
+                    f"onnxruntime cannot load {self.model_path}: {exc}; delete the file and run"
+                    f" `alphacut models pull {self.spec.name}`"
+                ) from None
+            check_providers(self._model, device)
+            names = {o.name for o in self._model.get_outputs()}
         if self.spec.output_name not in names:
             raise ModelError(
                 f"model {self.spec.name!r} has no output {self.spec.output_name!r} (it has"
@@ -84,7 +92,28 @@ class Session:
 
     @property
     def active_providers(self) -> list[str]:
+        """onnxruntime's providers for the model; on OpenVINO, the CPU's (it runs there)."""
+        if isinstance(self._model, OpenVinoModel):
+            return ["CPUExecutionProvider"]
         return list(self._model.get_providers())
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.active_providers[0] != "CPUExecutionProvider"
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model, in words (for reports and ``alphacut doctor``)."""
+        if isinstance(self._model, OpenVinoModel):
+            return self._model.description
+        return f"onnxruntime {self.active_providers[0].removesuffix('ExecutionProvider')}"
+
+    @property
+    def batch_dimension(self) -> int | str | None:
+        """The model input's batch size (an int when fixed), for GPU batching."""
+        if isinstance(self._model, OpenVinoModel):
+            return 1
+        return self._model.get_inputs()[0].shape[0]
 
     def _options(self, *, arena: bool = True) -> ort.SessionOptions:
         so = ort.SessionOptions()
@@ -167,7 +196,7 @@ class Session:
             return pair
 
     def __repr__(self) -> str:
-        return f"Session(model={self.spec.name!r}, providers={self.active_providers})"
+        return f"Session(model={self.spec.name!r}, runtime={self.runtime!r})"
 
 
 def _nhwc(image: np.ndarray) -> np.ndarray:

@@ -290,8 +290,7 @@ def api_routes(
         async with session_lock:
             if not session_box:
                 session = await anyio.to_thread.run_sync(session_factory)
-                providers = getattr(session, "active_providers", ["CPUExecutionProvider"])
-                gate.concurrency = concurrency or (1 if providers[0] == "CPUExecutionProvider" else 2)
+                gate.concurrency = concurrency or (2 if getattr(session, "on_gpu", False) else 1)
                 gate.limiter = anyio.CapacityLimiter(gate.concurrency)
                 session_box.append(session)
             return session_box[0]
