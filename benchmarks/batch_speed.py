@@ -3,8 +3,8 @@
 rembg side: ``rembg.new_session("dis_custom", model_path=<the medium .onnx>)`` and, per file,
 read -> ``rembg.remove`` -> write PNG, sequentially, as ``rembg p`` does, with onnxruntime's
 default threads (all cores). alphacut side: what ``alphacut batch`` does,
-:func:`alphacut.batch.open_session` (on a CPU: the same weights as float32, parallel model
-calls) and :func:`alphacut.batch.run_batch` (decode, model, refinement and encode pipelined;
+:func:`alphacut.batch.open_session` (on a CPU: the same weights, in bfloat16 on OpenVINO where
+the CPU has native bfloat16, else as float32 on onnxruntime; parallel model calls) and :func:`alphacut.batch.run_batch` (decode, model, refinement and encode pipelined;
 ledger and report included). Session creation is excluded from both timings; one warm-up
 image each first.
 
@@ -63,6 +63,9 @@ def main() -> None:
     args = parser.parse_args()
 
     photos, _ = scan(args.photos)
+    from alphacut.openvino_model import choose_cpu_runtime
+
+    runtime = {"openvino": "OpenVINO, bfloat16", "onnxruntime": "onnxruntime, float32"}[choose_cpu_runtime()[0]]
     model_path = models.model_path("medium")
     load_before = os.getloadavg()[0]
     rembg_s: list[float] = []
@@ -87,7 +90,7 @@ def main() -> None:
     text = f"""## Batch throughput (CPU): `alphacut batch` vs rembg folder mode
 
 {n} photos from `{args.photos.name}/` (480x360 to 1440x1079 px and one 987x1481 PNG), model `medium`
-(ISNet fp16 weights, the same .onnx file for both), best of {args.rounds} round(s), rembg and alphacut
+(ISNet fp16 weights, the same .onnx file for both; alphacut's model runtime: {runtime}), best of {args.rounds} round(s), rembg and alphacut
 alternating in the same process. Machine: {machine()}; 1-min load average {load_before:.1f} at the start.
 
 | engine | seconds (best) | images/s | CPU seconds per image (least) |

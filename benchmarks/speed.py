@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
         f"Machine: {machine()}.",
         f"Photos: the {len(photos)} photos of `shared/data/photos` ({', '.join(p.name for p in photos)}),"
         f" read from disk and written as PNG cutouts, as `alphacut cut` and rembg's `remove` do;"
-        f" model `{args.model}` (the same ONNX file for both; alphacut runs it as float32 on the CPU);"
+        f" model `{args.model}` (the same ONNX file for both; alphacut runs it with {session.runtime},"
+        " rembg with onnxruntime in its float16 graph; `ALPHACUT_CPU_RUNTIME=onnxruntime` gives"
+        " alphacut's float32 onnxruntime path, measured at 1.21-1.32x before the OpenVINO path);"
         f" median of {args.rounds} alternating rounds. `benchmarks/speed.py`.",
         "",
         "| tool | images/s | ratio vs rembg | lemur IoU (6 composites) |" + (" peak RSS, 24 MP photo |" if memory else ""),
