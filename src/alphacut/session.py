@@ -1,6 +1,7 @@
-"""The engine's model runtime: one :class:`Session` owns the onnxruntime sessions.
+"""The engine's model runtime: one :class:`Session` owns the model and the graph sessions.
 
-A session loads the segmentation model once, plus the pre- and post-processing
+A session loads the segmentation model once (onnxruntime; on CPUs with native
+bfloat16, OpenVINO: see :mod:`alphacut.openvino_model`), plus the pre- and post-processing
 graphs of :mod:`alphacut.graphs` (the same graphs the browser runs), and is then
 reused for any number of images. It holds no per-image state, so one session can
 serve several threads.
