@@ -55,3 +55,23 @@ def test_openvino_matches_onnxruntime(isnet_model_path: Path, monkeypatch: pytes
     assert float(np.abs(a - b).mean()) < 2e-3
     iou = np.logical_and(a > 0.5, b > 0.5).sum() / np.logical_or(a > 0.5, b > 0.5).sum()
     assert iou > 0.99
+
+
+@pytest.mark.model
+def test_openvino_failure_falls_back_unless_asked_for(isnet_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken OpenVINO does not stop the engine: auto falls back to onnxruntime and says why."""
+    from alphacut import session as session_module
+
+    class Broken(openvino_model.OpenVinoModel):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise ModelError("OpenVINO cannot load the model: broken install")
+
+    monkeypatch.setattr(session_module, "choose_cpu_runtime", lambda: ("openvino", "test"))
+    monkeypatch.setattr(session_module, "OpenVinoModel", Broken)
+    monkeypatch.delenv("ALPHACUT_CPU_RUNTIME", raising=False)
+    s = session_module.Session(model_path=isnet_model_path, device="cpu", threads=2)
+    assert s.cpu_runtime == "onnxruntime" and "broken install" in s.cpu_runtime_why
+    assert s.runtime.startswith("onnxruntime")
+    monkeypatch.setenv("ALPHACUT_CPU_RUNTIME", "openvino")
+    with pytest.raises(ModelError, match="broken install"):
+        session_module.Session(model_path=isnet_model_path, device="cpu", threads=2)

@@ -9,6 +9,7 @@ serve several threads.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -62,8 +63,14 @@ class Session:
         on_cpu = self.providers[0] == "CPUExecutionProvider"
         self.cpu_runtime, self.cpu_runtime_why = choose_cpu_runtime() if on_cpu else ("", "")
         if self.cpu_runtime == "openvino":
-            self._model = OpenVinoModel(self.model_path, threads=threads, input_name=self.spec.input_name)
-            names = set(self._model.output_names)
+            try:
+                self._model = OpenVinoModel(self.model_path, threads=threads, input_name=self.spec.input_name)
+            except ModelError as exc:
+                if os.environ.get("ALPHACUT_CPU_RUNTIME"):
+                    raise  # asked for by hand: say so rather than fall back
+                self.cpu_runtime, self.cpu_runtime_why = "onnxruntime", f"OpenVINO failed: {exc}"
+        if self.cpu_runtime == "openvino":
+            names = set(self._model.output_names)  # type: ignore[union-attr]
         else:
             try:
                 self._model = ort.InferenceSession(
