@@ -46,22 +46,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PHOTOS, ROOT, machine, write_section  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests" / "web"))  # the tests' Chromium launch recipe
 
 from alphacut import models  # noqa: E402
 from alphacut.web.app import create_app  # noqa: E402
+from headless_chromium import CHROMIUM, launch  # noqa: E402
 
 IMGLY_VERSION = "1.7.0"  # its peer dependency pins onnxruntime-web 1.21.0
 PHOTOS = Path(os.environ.get("ALPHACUT_PHOTOS", PHOTOS))
-CHROMIUM = os.environ.get("ALPHACUT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ISOLATION = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
@@ -195,16 +187,6 @@ def imgly_app(node_modules: Path, data: Path, photos: Path) -> Any:
         ]
     )
     return Headers(app)
-
-
-def launch(driver: Any, folder: Path) -> Any:
-    home = folder / "home"
-    home.mkdir(parents=True)
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "c"), "XDG_CACHE_HOME": str(home / "k")}
-    return driver.chromium.launch_persistent_context(
-        str(folder / "profile"), executable_path=CHROMIUM, headless=False, args=CHROMIUM_ARGS,
-        env=env, accept_downloads=True,
-    )
 
 
 class Alphacut:

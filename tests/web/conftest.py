@@ -18,18 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-CHROMIUM = os.environ.get("ALPHACUT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
+from headless_chromium import CHROMIUM
+from headless_chromium import launch as launch_chromium
 
 @dataclass
 class Hit:
@@ -166,23 +156,7 @@ def playwright_driver(chromium: str) -> Iterator[Any]:
 
 def launch(driver: Any, profile: Path, extra_args: list[str] | None = None) -> Any:
     """A persistent context with a fresh profile; Chromium's files stay in ``profile``."""
-    scratch = profile / "home"
-    scratch.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "HOME": str(scratch),
-        "XDG_CONFIG_HOME": str(scratch / "config"),
-        "XDG_CACHE_HOME": str(scratch / "cache"),
-    }
-    return driver.chromium.launch_persistent_context(
-        str(profile / "profile"),
-        executable_path=CHROMIUM,
-        headless=False,
-        args=[*CHROMIUM_ARGS, *(extra_args or [])],
-        env=env,
-        accept_downloads=True,
-        viewport={"width": 1280, "height": 900},
-    )
+    return launch_chromium(driver, profile, extra_args or [], viewport={"width": 1280, "height": 900})
 
 
 @pytest.fixture(scope="session")
