@@ -32,6 +32,7 @@ from .errors import AlphacutError, DecodeError, OutputError
 from .fsutil import atomic_write
 from .ledger import LEDGER_NAME, Entry, Ledger, fingerprint, sha256_bytes
 from .options import Options
+from .providers import resolve_providers, usable_cores
 from .session import Session
 
 __all__ = [
@@ -229,10 +230,7 @@ def cpu_layout(threads: int | None = None, cores: int | None = None) -> tuple[in
     """(model calls at once, threads each) for a CPU: parallel single-ish-threaded calls
     scale better than one call over every core; at most 4 calls, to bound memory."""
     if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            cores = os.cpu_count() or 1
+        cores = usable_cores()
     if threads is not None:
         return max(1, cores // threads), threads
     workers = max(1, min(4, cores))
@@ -248,8 +246,6 @@ def open_session(model: str = "medium", *, device: str = "auto", threads: int | 
     images (``parallel``), :func:`cpu_layout`'s parallel calls; for one image, one call
     over ``threads`` (default: every core), which finishes it soonest.
     """
-    from .providers import resolve_providers
-
     spec = models.get_spec(model)
     first = resolve_providers(device)[0]
     on_gpu = (first if isinstance(first, str) else first[0]) != "CPUExecutionProvider"

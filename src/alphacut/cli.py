@@ -23,7 +23,7 @@ from . import __version__, models
 from .errors import AlphacutError, OutputError
 from .fsutil import atomic_write
 from .options import DEFAULT_MODEL, Options
-from .providers import DEVICES
+from .providers import DEVICES, usable_cores
 
 IMAGE_SUFFIXES = {
     ".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif", ".avif",
@@ -492,14 +492,14 @@ def doctor() -> None:
         if runtime == "openvino":
             import openvino
 
-            return f"CPU model runtime: OpenVINO {openvino.__version__.split('-')[0]} in bfloat16 ({why})"
+            from .openvino_model import precision
+
+            kind = {"bf16": "bfloat16", "f32": "float32"}[precision()]
+            return f"CPU model runtime: OpenVINO {openvino.__version__.split('-')[0]} in {kind} ({why})"
         return f"CPU model runtime: onnxruntime ({why}; ALPHACUT_CPU_RUNTIME=openvino|onnxruntime picks by hand)"
 
     available = ort.get_available_providers()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count() or 1
+    usable = usable_cores()
     lines = [
         f"alphacut {__version__} on Python {platform.python_version()} ({platform.platform()})",
         f"onnxruntime {ort.__version__} (build device {ort.get_device()}): providers {', '.join(available)}",

@@ -3,7 +3,7 @@
 On x86 CPUs with AMX or AVX-512 BF16 (recent Xeons), OpenVINO runs ISNet in
 bfloat16 about five times faster than onnxruntime runs it in float32, with the
 same weights and the same results within rounding (mask mean difference ~2e-4;
-lemur composites: the same IoU and edge error, see ``tests/test_session.py``).
+lemur composites: the same IoU and edge error; ``tests/test_openvino.py``).
 Elsewhere onnxruntime stays the CPU runtime: OpenVINO in float32 is no faster.
 
 ``ALPHACUT_CPU_RUNTIME`` picks by hand: ``onnxruntime``, ``openvino`` (bfloat16
@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
+from .providers import usable_cores
 
-__all__ = ["OpenVinoModel", "choose_cpu_runtime", "CPU_RUNTIMES"]
+__all__ = ["OpenVinoModel", "choose_cpu_runtime", "precision", "CPU_RUNTIMES"]
 
 CPU_RUNTIMES = ("auto", "onnxruntime", "openvino")
 
@@ -38,6 +39,11 @@ def _capabilities() -> tuple[str, ...] | None:
         return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     except Exception:  # noqa: BLE001 - any failure means: do not use it
         return None
+
+
+def precision() -> str:
+    """``bf16`` where the CPU has native bfloat16, else ``f32``: what OpenVINO computes in."""
+    return "bf16" if "BF16" in (_capabilities() or ()) else "f32"
 
 
 def choose_cpu_runtime(setting: str | None = None) -> tuple[str, str]:
@@ -71,9 +77,9 @@ class OpenVinoModel:
     def __init__(self, path: Path, *, threads: int | None = None, input_name: str = "input") -> None:
         import openvino as ov
 
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
         per_call = max(1, min(threads or cores, cores))
-        self.precision = "bf16" if "BF16" in (_capabilities() or ()) else "f32"
+        self.precision = precision()
         config = {
             "INFERENCE_PRECISION_HINT": self.precision,
             "NUM_STREAMS": str(max(1, cores // per_call)),

@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from .errors import ProviderError
 
-__all__ = ["Device", "resolve_providers", "check_providers", "DEVICES"]
+__all__ = ["Device", "resolve_providers", "check_providers", "DEVICES", "usable_cores"]
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
@@ -21,6 +21,14 @@ _NAMES = {
 }
 
 ProviderList = list[str | tuple[str, dict[str, Any]]]
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity on Linux, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def resolve_providers(device: str, cache_dir: Path | None = None) -> ProviderList:

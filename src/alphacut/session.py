@@ -59,29 +59,12 @@ class Session:
         self.device = device
         self.threads = threads
         self.providers = resolve_providers(device, cache_dir=models.home() / "tensorrt")
-        self._model: ort.InferenceSession | OpenVinoModel
         on_cpu = self.providers[0] == "CPUExecutionProvider"
         self.cpu_runtime, self.cpu_runtime_why = choose_cpu_runtime() if on_cpu else ("", "")
-        if self.cpu_runtime == "openvino":
-            try:
-                self._model = OpenVinoModel(self.model_path, threads=threads, input_name=self.spec.input_name)
-            except ModelError as exc:
-                if os.environ.get("ALPHACUT_CPU_RUNTIME"):
-                    raise  # asked for by hand: say so rather than fall back
-                self.cpu_runtime, self.cpu_runtime_why = "onnxruntime", f"OpenVINO failed: {exc}"
-        if self.cpu_runtime == "openvino":
-            names = set(self._model.output_names)  # type: ignore[union-attr]
+        self._model = self._load_model()
+        if isinstance(self._model, OpenVinoModel):
+            names = set(self._model.output_names)
         else:
-            try:
-                self._model = ort.InferenceSession(
-                    str(self.model_path), self._options(), providers=self.providers
-                )
-            except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError, ValueError) as exc:
-                raise ModelError(
-                    f"onnxruntime cannot load {self.model_path}: {exc}; delete the file and run"
-                    f" `alphacut models pull {self.spec.name}`"
-                ) from None
-            check_providers(self._model, device)
             names = {o.name for o in self._model.get_outputs()}
         if self.spec.output_name not in names:
             raise ModelError(
@@ -97,6 +80,24 @@ class Session:
         )
         self._post: dict[PostprocessParams, tuple[ort.InferenceSession, ort.InferenceSession]] = {}
         self._lock = threading.Lock()
+
+    def _load_model(self) -> ort.InferenceSession | OpenVinoModel:
+        if self.cpu_runtime == "openvino":
+            try:
+                return OpenVinoModel(self.model_path, threads=self.threads, input_name=self.spec.input_name)
+            except ModelError as exc:
+                if os.environ.get("ALPHACUT_CPU_RUNTIME"):
+                    raise  # asked for by hand: say so rather than fall back
+                self.cpu_runtime, self.cpu_runtime_why = "onnxruntime", f"OpenVINO failed: {exc}"
+        try:
+            model = ort.InferenceSession(str(self.model_path), self._options(), providers=self.providers)
+        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError, ValueError) as exc:
+            raise ModelError(
+                f"onnxruntime cannot load {self.model_path}: {exc}; delete the file and run"
+                f" `alphacut models pull {self.spec.name}`"
+            ) from None
+        check_providers(model, self.device)
+        return model
 
     @property
     def active_providers(self) -> list[str]:
