@@ -46,6 +46,9 @@ def _fake_runtime(home: Path) -> None:
     folder.mkdir(parents=True)
     for name in runtime.RUNTIME_FILES:
         (folder / name).write_bytes(f"// stand-in for {name}\n".encode())
+    zip_folder = home / "runtime" / f"client-zip-{runtime.ZIP_VERSION}"
+    zip_folder.mkdir(parents=True)
+    (zip_folder / runtime.ZIP_FILE).write_bytes(b"export function downloadZip() {}\n")
 
 
 def _fake_model(home: Path, name: str = "medium") -> Path:
@@ -87,7 +90,7 @@ def _config(page: str) -> dict[str, Any]:
 
 def _asset_urls(page: str) -> list[str]:
     config = _config(page)
-    urls = [config["worker"], *config["graphs"].values(), config["model"]["wasm"]]
+    urls = [config["worker"], config["zip"], *config["graphs"].values(), config["model"]["wasm"]]
     urls += list(config["model"]["webgpu"].values())
     for bundle in config["runtime"].values():
         urls += list(bundle.values())
@@ -346,3 +349,33 @@ def test_pull_runtime_from_tarball(home: Path, tmp_path_factory: pytest.TempPath
     with pytest.raises(IntegrityError):
         runtime.pull_runtime(tarball=bad)
     assert not runtime.runtime_dir().exists()
+
+
+def test_missing_zip_library_page_names_the_command(home: Path) -> None:
+    _fake_runtime(home)
+    _fake_model(home)
+    import shutil
+
+    shutil.rmtree(home / "runtime" / f"client-zip-{runtime.ZIP_VERSION}")
+    response = Client(web_app.create_app()).get("/")
+    assert response.status_code == 503
+    assert runtime.PULL_COMMAND in response.text and "client-zip" in response.text
+
+
+def test_pull_refuses_a_small_package_with_the_wrong_integrity(
+    home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every package is verified, not only onnxruntime-web: a tampered client-zip is refused."""
+    from alphacut import models as models_mod
+    from alphacut.errors import IntegrityError
+
+    _fake_runtime(home)
+    import shutil
+
+    shutil.rmtree(home / "runtime" / f"client-zip-{runtime.ZIP_VERSION}")
+    bad = tmp_path_factory.mktemp("tgz") / "client-zip.tgz"
+    monkeypatch.setattr(models_mod, "_npm_pack", lambda source: bad.write_bytes(b"tampered") or bad)
+    with pytest.raises(IntegrityError):
+        runtime.pull_runtime()
+    with pytest.raises(runtime.RuntimeNotFoundError, match="client-zip"):
+        runtime.zip_path()

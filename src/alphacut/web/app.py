@@ -175,6 +175,13 @@ class _Assets:
                 },
             }
             self.shell += [a.url for a in rt.values() if a.name.endswith(".mjs")]
+        zip_url = ""
+        try:
+            zip_url = self._add(_file_asset(runtime.zip_path())).url
+            self.shell.append(zip_url)
+        except runtime.RuntimeNotFoundError as exc:
+            if not self.errors:  # one message naming the command is enough
+                self.errors.append(str(exc))
 
         model_cfg: dict[str, object] = {}
         try:
@@ -207,6 +214,7 @@ class _Assets:
             "graphs": {"preprocess": pre.url, "postprocess": post.url},
             "runtime": runtime_cfg,
             "worker": static["worker.js"].url,
+            "zip": zip_url,
         }
         # Changes whenever any served file changes: the service worker's version.
         digest = hashlib.sha256(json.dumps(sorted(self.by_url), sort_keys=True).encode())

@@ -1,9 +1,12 @@
-"""The onnxruntime-web files the page runs the model with, fetched like the models.
+"""The browser-side packages, fetched like the models: never committed, never fetched at serve time.
 
-``pull_runtime`` gets the pinned ``onnxruntime-web`` tarball with the npm client
-(``npm pack``), checks its SHA-512 integrity against the value pinned here, and
-extracts only the files the page needs into ``$ALPHACUT_HOME/runtime/``. Nothing
-of it is committed to the repository and nothing is fetched at serve time.
+``pull_runtime`` gets each pinned npm package with the npm client (``npm pack``),
+checks the tarball's SHA-512 integrity against the value pinned here, and extracts
+only the files needed into ``$ALPHACUT_HOME/runtime/<package>-<version>/``:
+
+- ``onnxruntime-web``: runs the model in the page;
+- ``client-zip``: builds the "Download all" ZIP in the page (store-only, streamed);
+- ``axe-core``: the accessibility audit the browser tests run (never served).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ __all__ = [
     "RuntimeNotFoundError",
     "runtime_dir",
     "runtime_path",
+    "zip_path",
+    "axe_path",
     "pull_runtime",
 ]
 
@@ -48,6 +53,43 @@ RUNTIME_FILES: tuple[str, ...] = (
 
 PULL_COMMAND = "alphacut runtime pull"
 
+ZIP_VERSION = "2.5.1"
+_ZIP_SOURCE = models.NpmSource(
+    package="client-zip",
+    version=ZIP_VERSION,
+    integrity="sha512-yOvNSBsQX1B7wtdvIVXJEIIShrlPiX+adhli7sWvQhsx3nX1DjvpSt+AwOxaX+3DCsT/Yx0nRy5hIjRLIYfebw==",
+    resource="",
+)
+ZIP_FILE = "client-zip.js"
+
+AXE_VERSION = "4.14.1"
+_AXE_SOURCE = models.NpmSource(
+    package="axe-core",
+    version=AXE_VERSION,
+    integrity="sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==",
+    resource="",
+)
+AXE_FILE = "axe.min.js"
+
+# Per package: the source, its cache folder, and tarball member -> file name.
+_PACKAGES: tuple[tuple[models.NpmSource, str, dict[str, str]], ...] = (
+    (
+        _ORT_SOURCE,
+        f"onnxruntime-web-{ORT_VERSION}",
+        {**{f"package/dist/{n}": n for n in RUNTIME_FILES}, "package/package.json": "package.json"},
+    ),
+    (
+        _ZIP_SOURCE,
+        f"client-zip-{ZIP_VERSION}",
+        {"package/index.js": ZIP_FILE, "package/LICENSE.txt": "LICENSE", "package/package.json": "package.json"},
+    ),
+    (
+        _AXE_SOURCE,
+        f"axe-core-{AXE_VERSION}",
+        {"package/axe.min.js": AXE_FILE, "package/LICENSE": "LICENSE", "package/package.json": "package.json"},
+    ),
+)
+
 
 class RuntimeNotFoundError(ModelError):
     """The onnxruntime-web files are not in the cache."""
@@ -69,25 +111,48 @@ def runtime_path() -> Path:
     return folder
 
 
-def pull_runtime(*, tarball: Path | None = None, force: bool = False) -> Path:
-    """Fetch, verify and unpack the pinned onnxruntime-web; idempotent unless ``force``.
+def _package_file(folder: str, name: str, what: str) -> Path:
+    path = models.home() / "runtime" / folder / name
+    if not path.is_file():
+        raise RuntimeNotFoundError(
+            f"{what} is not downloaded yet: run `{PULL_COMMAND}` (cache folder: {models.home()})"
+        )
+    return path
 
-    ``tarball`` uses an already downloaded ``onnxruntime-web-<version>.tgz``.
+
+def zip_path() -> Path:
+    """client-zip's ES module, which builds the page's "Download all" ZIP."""
+    return _package_file(f"client-zip-{ZIP_VERSION}", ZIP_FILE, f"the ZIP library (client-zip {ZIP_VERSION})")
+
+
+def axe_path() -> Path:
+    """axe-core's browser build, for the accessibility audit of the tests."""
+    return _package_file(f"axe-core-{AXE_VERSION}", AXE_FILE, f"the accessibility checker (axe-core {AXE_VERSION})")
+
+
+def pull_runtime(*, tarball: Path | None = None, force: bool = False) -> Path:
+    """Fetch, verify and unpack the pinned packages; idempotent unless ``force``.
+
+    ``tarball`` uses an already downloaded ``onnxruntime-web-<version>.tgz`` for
+    onnxruntime-web (the small packages are fetched with npm if missing).
+    Returns the onnxruntime-web folder.
     """
-    dest = runtime_dir()
-    if not force:
-        try:
-            return runtime_path()
-        except RuntimeNotFoundError:
-            pass
-    tgz = tarball or models._npm_pack(_ORT_SOURCE)
-    models._check_integrity(tgz, _ORT_SOURCE.integrity)
+    for source, folder, wanted in _PACKAGES:
+        dest = models.home() / "runtime" / folder
+        if not force and all((dest / name).is_file() for name in wanted.values()):
+            continue
+        given = tarball if source is _ORT_SOURCE else None
+        _unpack(given or models._npm_pack(source), source, dest, wanted)
+    return runtime_path()
+
+
+def _unpack(tgz: Path, source: models.NpmSource, dest: Path, wanted: dict[str, str]) -> None:
+    """Check ``tgz`` against the pinned integrity, then atomically replace ``dest`` with ``wanted``."""
+    models._check_integrity(tgz, source.integrity)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     tmp.chmod(0o755)
     try:
-        wanted = {f"package/dist/{name}": name for name in RUNTIME_FILES}
-        wanted["package/package.json"] = "package.json"  # version and licence (MIT)
         found = 0
         with tarfile.open(tgz, "r|gz") as tar:
             for member in tar:
@@ -101,7 +166,7 @@ def pull_runtime(*, tarball: Path | None = None, force: bool = False) -> Path:
                     shutil.copyfileobj(src, sink)
                 found += 1
         if found != len(wanted):
-            raise ModelError(f"{tgz.name} lacks some runtime files: delete it and pull again")
+            raise ModelError(f"{tgz.name} lacks some of the files needed: delete it and pull again")
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
@@ -110,4 +175,3 @@ def pull_runtime(*, tarball: Path | None = None, force: bool = False) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return dest
