@@ -374,7 +374,7 @@ def test_pull_refuses_a_small_package_with_the_wrong_integrity(
 
     shutil.rmtree(home / "runtime" / f"client-zip-{runtime.ZIP_VERSION}")
     bad = tmp_path_factory.mktemp("tgz") / "client-zip.tgz"
-    monkeypatch.setattr(models_mod, "_npm_pack", lambda source: bad.write_bytes(b"tampered") or bad)
+    monkeypatch.setattr(models_mod, "_npm_pack", lambda source: (bad.write_bytes(b"tampered"), bad)[1])
     with pytest.raises(IntegrityError):
         runtime.pull_runtime()
     with pytest.raises(runtime.RuntimeNotFoundError, match="client-zip"):
