@@ -73,6 +73,102 @@ def test_megapixel_cap_is_configurable() -> None:
     assert imageio.decode(data, max_megapixels=2.5).size == (2000, 1000)
 
 
+def test_png_with_a_broken_header_crc_is_corrupt_not_unknown() -> None:
+    data = bytearray(_png_bytes(Image.new("RGB", (8, 8))))
+    data[29] ^= 0xFF  # the IHDR chunk's CRC
+    assert imageio.sniff_format(bytes(data)) == "PNG"
+    with pytest.raises(DecodeError, match="corrupt PNG.*re-export"):
+        imageio.decode(bytes(data))
+
+
+def test_a_side_too_long_is_refused_before_any_allocation() -> None:
+    # 240 megapixels, under the default cap, but one row no decoder can hold: Pillow raised MemoryError.
+    with pytest.raises(ImageTooLargeError, match="side over 65535"):
+        imageio.decode(_png_with_header(240_000_000, 1))
+
+
+def test_a_file_larger_than_any_image_within_the_cap_is_not_read(tmp_path: Path) -> None:
+    huge = tmp_path / "b.jpg"
+    with huge.open("wb") as f:  # sparse: `truncate -s 1T b.jpg`
+        try:
+            f.truncate(1 << 40)
+        except OSError:
+            pytest.skip("this file system cannot hold a 1 TB sparse file")
+    with pytest.raises(ImageTooLargeError, match="1.1 TB.*--max-megapixels"):
+        imageio.decode(huge)
+    assert imageio.max_file_bytes(250) < (1 << 40)
+    small = tmp_path / "s.png"
+    small.write_bytes(_png_bytes(Image.new("RGB", (4, 4))))
+    assert imageio.read_file(small, max_megapixels=1) == small.read_bytes()
+
+
+def _tiff_pages() -> bytes:
+    buf = io.BytesIO()
+    pages = [Image.new("RGB", (16, 12), c) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
+    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:])
+    return buf.getvalue()
+
+
+def _patch_tiff_entry(data: bytes, page: int, tag: int, *, new_tag: int | None = None,
+                      value: int | None = None) -> bytes:
+    """Rewrite one directory entry of page ``page`` of a little-endian TIFF."""
+    b = bytearray(data)
+    (ifd,) = struct.unpack("<I", b[4:8])
+    for _ in range(page):
+        (count,) = struct.unpack("<H", b[ifd : ifd + 2])
+        (ifd,) = struct.unpack("<I", b[ifd + 2 + 12 * count : ifd + 6 + 12 * count])
+    (count,) = struct.unpack("<H", b[ifd : ifd + 2])
+    for i in range(count):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack("<H", b[entry : entry + 2])[0] == tag:
+            if new_tag is not None:
+                b[entry : entry + 2] = struct.pack("<H", new_tag)
+            if value is not None:
+                b[entry + 8 : entry + 12] = struct.pack("<I", value)
+    return bytes(b)
+
+
+@pytest.mark.parametrize(("tag", "change"), [
+    (256, {"new_tag": 0xFFFF}),  # no ImageWidth: Pillow raises TypeError on reaching the page
+    (259, {"value": 0xFFFF}),  # unknown compression: KeyError
+    (262, {"value": 99}),  # unknown photometric interpretation: SyntaxError
+])
+def test_damaged_tiff_pages(tag: int, change: dict[str, int]) -> None:
+    data = _tiff_pages()
+    # The first page damaged: a corrupt TIFF (it was "not an image").
+    with pytest.raises(DecodeError, match="corrupt TIFF.*re-export"):
+        imageio.decode(_patch_tiff_entry(data, 0, tag, **change))
+    # A later page damaged (counting the pages raised the error itself): the first page is still
+    # cut out, with a warning.
+    decoded = imageio.decode(_patch_tiff_entry(data, 1, tag, **change))
+    assert decoded.size == (16, 12) and decoded.pixels[0, 0, 0] == 200
+    assert any("damaged pages" in w for w in decoded.warnings)
+
+
+def test_a_damaged_icc_profile_is_ignored_not_fatal() -> None:
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    icc[16] = 0xA6  # the colour space signature ("RGB "), not ASCII any more: Pillow raised UnicodeDecodeError
+    decoded = imageio.decode(_png_bytes(Image.new("RGB", (8, 8), (10, 20, 30)), icc_profile=bytes(icc)))
+    assert decoded.pixels[0, 0].tolist() == [10, 20, 30]
+    assert decoded.icc_profile is None and any("ICC" in w for w in decoded.warnings)
+
+
+def test_whatever_a_decoder_raises_becomes_a_decode_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*args: object, **kw: object) -> None:
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(imageio, "_is_16bit_color", explode)
+    with pytest.raises(DecodeError, match=r"corrupt \(error: unpack"):
+        imageio.decode(_png_bytes(Image.new("RGB", (4, 4))))
+
+    def no_memory(*args: object, **kw: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(imageio, "_is_16bit_color", no_memory)
+    with pytest.raises(ImageTooLargeError, match="not enough memory.*--max-megapixels"):
+        imageio.decode(_png_bytes(Image.new("RGB", (4, 4))))
+
+
 def test_directory_and_missing_path(tmp_path: Path) -> None:
     with pytest.raises(DecodeError, match="folder"):
         imageio.decode(tmp_path)

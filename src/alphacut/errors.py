@@ -15,9 +15,18 @@ and each message says what went wrong *and* what to do about it::
 
 The CLI turns these into one line on stderr and a non-zero exit code; library code
 never prints or calls ``sys.exit``.
+
+In a run over many inputs (``cut`` with several files, ``batch``, ``watch``, the API)
+one input's failure must never stop the others, whatever raised it: a damaged file can
+make a decoder raise ``KeyError`` or ``struct.error``, a huge one ``MemoryError``, a file
+where a folder should be ``NotADirectoryError``. :func:`input_failure` is that boundary:
+it turns any ``Exception`` (never ``KeyboardInterrupt`` or ``SystemExit``) into the
+:class:`AlphacutError` the input's record carries, with a message that says what to do.
 """
 
 from __future__ import annotations
+
+import errno
 
 __all__ = [
     "AlphacutError",
@@ -29,6 +38,8 @@ __all__ = [
     "IntegrityError",
     "OutputError",
     "ProviderError",
+    "input_failure",
+    "os_error_advice",
 ]
 
 
@@ -66,3 +77,42 @@ class OutputError(AlphacutError):
 
 class ProviderError(AlphacutError):
     """An execution provider that was asked for cannot be used."""
+
+
+def os_error_advice(exc: OSError) -> str:
+    """What went wrong in an ``OSError`` and what to do, in a few words for a message."""
+    what = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{what}{where}: the disk is full; free some space and run the same command again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{what}{where}: the folder is not writable; make it writable or choose another output folder"
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+        return f"{what}{where}: a file or folder is in the way; move it or choose another output folder"
+    return f"{what}{where}"
+
+
+def input_failure(exc: Exception, *, doing: str = "cutting out") -> AlphacutError:
+    """The error one input's record gets for ``exc``, raised while ``doing`` (reading, writing...) it.
+
+    alphacut's own errors pass through unchanged. The rest are classified: out of
+    memory, an operating-system error (with :func:`os_error_advice`), or an
+    unexpected error, which for an input is nearly always a damaged file.
+    """
+    if isinstance(exc, AlphacutError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return InputError(
+            f"not enough memory while {doing} this image: close other programs, or lower --max-megapixels"
+            " to refuse images this large"
+        )
+    if isinstance(exc, OSError):
+        text = f"cannot finish {doing} this image: {os_error_advice(exc)}"
+        return OutputError(text) if doing.startswith("writing") else InputError(text)
+    detail = " ".join(str(exc).split())[:120]
+    return InputError(
+        f"unexpected {type(exc).__name__} while {doing} this image"
+        + (f" ({detail})" if detail else "")
+        + ": the file is probably damaged; re-export it from its source (if it opens elsewhere, please report"
+        " it with the file)"
+    )

@@ -3,7 +3,11 @@
 Decode: content is sniffed (never trusted to the extension); EXIF orientation is
 applied; 16-bit PNG/TIFF keep their 16 bits; grayscale, palette, CMYK, alpha and
 HEIC/HEIF inputs become RGB(A); animated files give their first frame with a
-warning; a megapixel cap stops decompression bombs before any pixel is decoded.
+warning; a megapixel cap (and a cap on each side) stops decompression bombs before
+any pixel is decoded, and a byte cap derived from it stops files no image within the
+cap can be (a 1 TB sparse file named ``.jpg``) before they are read. Whatever a
+damaged file makes the decoders raise becomes a :class:`DecodeError` (or
+:class:`ImageTooLargeError`) that says what to do.
 
 Colour: the model sees sRGB (``DecodedImage.srgb8``); the output keeps the input's
 pixel values and ICC profile (``color="keep"``) or is converted to sRGB
@@ -22,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from .errors import DecodeError, ImageTooLargeError, OutputError
+from .errors import AlphacutError, DecodeError, ImageTooLargeError, OutputError
 
-__all__ = ["DecodedImage", "decode", "encode", "sniff_format"]
+__all__ = ["MAX_SIDE", "DecodedImage", "decode", "encode", "max_file_bytes", "read_file", "sniff_format"]
 
 try:  # HEIC/HEIF support is optional at import time, present in the default install
     import pillow_heif
@@ -32,6 +36,26 @@ try:  # HEIC/HEIF support is optional at import time, present in the default ins
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover
     pass
+
+# No camera, scanner or editor makes an image wider or taller than this (JPEG's own
+# limit); past it, decoders fail in their own ways (a 240000000x1 PNG is "only" 240 MP,
+# but its single row overflows Pillow's decoder).
+MAX_SIDE = 65_535
+# The most bytes a pixel can take in a file (16-bit RGBA, uncompressed), and room
+# for metadata (EXIF, ICC, thumbnails, extra pages) on top of the pixels.
+_BYTES_PER_PIXEL = 8
+_METADATA_BYTES = 64 << 20
+# Leading bytes of the formats alphacut reads: a file that starts like one of them but
+# does not open is a damaged image ("corrupt"), not something else ("not an image").
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
 
 _SRGB = ImageCms.createProfile("sRGB")
 _SRGB_BYTES = ImageCms.ImageCmsProfile(_SRGB).tobytes()
@@ -74,12 +98,67 @@ class DecodedImage:
 
 
 def sniff_format(data: bytes) -> str | None:
-    """The image format from the content (e.g. 'PNG', 'JPEG'), or None if not an image."""
+    """The image format from the content (e.g. 'PNG', 'JPEG'), or None if not an image.
+
+    A file that starts like an image format but does not open (a PNG whose header
+    CRC is broken) is still that format: a damaged image, not something else.
+    """
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.format
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                return im.format
+    except Exception:  # whatever a damaged header makes Pillow raise: fall back to the signature
+        return _signature(data)
+
+
+def _signature(data: bytes) -> str | None:
+    for magic, fmt in _SIGNATURES:
+        if data.startswith(magic):
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1",
+                                               b"msf1", b"avif", b"avis"):
+        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIF"
+    return None
+
+
+def max_file_bytes(max_megapixels: float) -> int:
+    """The largest file an image within the megapixel cap can be (16-bit RGBA, uncompressed,
+    plus metadata): anything larger is refused before it is read."""
+    return int(max_megapixels * 1e6 * _BYTES_PER_PIXEL) + _METADATA_BYTES
+
+
+def read_file(path: str | Path, *, max_megapixels: float = 250.0) -> bytes:
+    """The bytes of the image file ``path``; a :class:`DecodeError` (or, for a file larger than
+    any image within the cap, :class:`ImageTooLargeError`) that says what to do otherwise."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise DecodeError(f"{path} is a folder, not an image")
+        cap = max_file_bytes(max_megapixels)
+        if size > cap:
+            raise ImageTooLargeError(
+                f"{path.name} is {_human(size)}, more than any image within the {max_megapixels:g} MP cap can take"
+                f" ({_human(cap)}, uncompressed at 16 bits with alpha): check it is the file you meant; raise"
+                " --max-megapixels if it is a genuine image"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise DecodeError(f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions") from None
+    except MemoryError:
+        raise DecodeError(f"not enough memory to read {path.name}: close other programs and try again") from None
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} bytes"  # pragma: no cover
 
 
 def decode(
@@ -88,16 +167,33 @@ def decode(
     max_megapixels: float = 250.0,
     color: str = "keep",
 ) -> DecodedImage:
-    """Decode an image from bytes, a path or a PIL image. Raises :class:`DecodeError`."""
+    """Decode an image from bytes, a path or a PIL image.
+
+    Raises :class:`DecodeError` for anything that is not a usable image, whatever the
+    decoders raised on it, and :class:`ImageTooLargeError` above the caps.
+    """
+    try:
+        return _decode(source, max_megapixels, color)
+    except AlphacutError:
+        raise
+    except MemoryError:
+        raise ImageTooLargeError(
+            "not enough memory to decode this image: close other programs, or lower --max-megapixels to refuse"
+            " images this large"
+        ) from None
+    except Exception as exc:  # a damaged file can make Pillow, pillow-heif or LittleCMS raise anything
+        detail = " ".join(str(exc).split())[:120]
+        raise DecodeError(
+            f"the image is corrupt ({type(exc).__name__}{': ' + detail if detail else ''}): re-export it from its"
+            " source, or re-download it"
+        ) from exc
+
+
+def _decode(source: bytes | str | Path | Image.Image, max_megapixels: float, color: str) -> DecodedImage:
     if isinstance(source, Image.Image):
         return _from_pil(source, "PIL", max_megapixels, color, None)
     if isinstance(source, (str, Path)):
-        try:
-            data = Path(source).read_bytes()
-        except IsADirectoryError:
-            raise DecodeError(f"{source} is a folder, not an image") from None
-        except OSError as exc:
-            raise DecodeError(f"cannot read {source}: {exc.strerror or exc}") from None
+        data = read_file(source, max_megapixels=max_megapixels)
     else:
         data = bytes(source)
     if not data:
@@ -111,6 +207,12 @@ def decode(
         try:
             im = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
+            fmt = _signature(data)
+            if fmt is not None:
+                raise DecodeError(
+                    f"corrupt {fmt}: its header is damaged (it starts like a {fmt} but does not open): re-export it"
+                    " from its source, or re-download it"
+                ) from None
             raise DecodeError(
                 "not an image, or a format alphacut cannot read: use PNG, JPEG, WebP, TIFF, GIF, BMP or HEIC"
             ) from None
@@ -128,12 +230,17 @@ def decode(
 def _check_size(size: tuple[int, int], max_megapixels: float) -> None:
     w, h = size
     if w <= 0 or h <= 0:
-        raise DecodeError(f"the image header claims an empty size {w}x{h}: the file is corrupt")
+        raise DecodeError(f"the image header claims an empty size {w}x{h}: the file is corrupt; re-export it")
     mp = w * h / 1e6
     if mp > max_megapixels:
         raise ImageTooLargeError(
             f"{w}x{h} is {mp:.0f} megapixels, over the {max_megapixels:g} MP cap (a guard against"
             " decompression bombs): raise it with --max-megapixels if the image is genuine, or downscale it"
+        )
+    if max(w, h) > MAX_SIDE:
+        raise ImageTooLargeError(
+            f"{w}x{h} has a side over {MAX_SIDE} pixels, the most alphacut takes (a guard against"
+            " decompression bombs; no camera makes such images): crop or downscale it"
         )
 
 
@@ -151,18 +258,25 @@ def _from_pil(
 ) -> DecodedImage:
     notes: list[str] = []
     _check_size(im.size, max_megapixels)
-    if getattr(im, "n_frames", 1) > 1:
-        notes.append(f"animated {fmt} with {im.n_frames} frames: only the first frame was cut out")
+    try:
+        frames = getattr(im, "n_frames", 1)
+    except Exception:  # counting frames reads every page's header: a damaged later page raises here
+        notes.append(f"{fmt} with damaged pages after the first: only the first page was cut out")
         im.seek(0)
+    else:
+        if frames > 1:
+            notes.append(f"animated {fmt} with {frames} frames: only the first frame was cut out")
+            im.seek(0)
     _load(im)
     im = ImageOps.exif_transpose(im) or im
     icc = im.info.get("icc_profile") or None
 
     if im.mode == "CMYK":
-        src = _profile(icc) if icc else None
-        if src is not None:
-            im = ImageCms.profileToProfile(im, src, _SRGB, outputMode="RGB") or im
-        else:
+        try:
+            src = _profile(icc) if icc else None
+            im = (ImageCms.profileToProfile(im, src, _SRGB, outputMode="RGB") or im) if src else im.convert("RGB")
+        except Exception:  # a damaged profile: convert without it
+            notes.append("the embedded ICC colour profile is damaged: ignored")
             im = im.convert("RGB")
         notes.append("CMYK input: converted to sRGB RGB")
         icc = None
@@ -188,17 +302,22 @@ def _from_pil(
 def _finish(
     pixels: np.ndarray, icc: bytes | None, fmt: str, notes: list[str], color: str, gray_icc: bool
 ) -> DecodedImage:
-    src = _profile(icc) if icc else None
-    if src is not None and (gray_icc or src.profile.xcolor_space.strip() != "RGB"):
-        # A grayscale profile cannot describe RGB pixels; gray is neutral in any case.
-        src, icc = None, None
     rgb8 = pixels[..., :3]
     if rgb8.dtype == np.uint16:
         rgb8 = ((rgb8.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     srgb8 = rgb8
-    if src is not None and not _is_srgb(icc):
-        converted = ImageCms.profileToProfile(Image.fromarray(np.ascontiguousarray(rgb8), "RGB"), src, _SRGB)
-        srgb8 = np.asarray(converted)
+    try:
+        src = _profile(icc) if icc else None
+        if src is not None and (gray_icc or src.profile.xcolor_space.strip() != "RGB"):
+            # A grayscale profile cannot describe RGB pixels; gray is neutral in any case.
+            src, icc = None, None
+        if src is not None and not _is_srgb(icc):
+            converted = ImageCms.profileToProfile(Image.fromarray(np.ascontiguousarray(rgb8), "RGB"), src, _SRGB)
+            srgb8 = np.asarray(converted)
+    except Exception:  # a damaged profile (LittleCMS errors, undecodable text): the pixels are still good
+        src, icc = None, None
+        notes.append("the embedded ICC colour profile is damaged: ignored, colours read as sRGB")
+    if src is not None and srgb8 is not rgb8:
         if color == "srgb":
             if pixels.dtype == np.uint16:
                 notes.append("16-bit output converted to sRGB at 8-bit precision per channel")
