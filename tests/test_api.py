@@ -193,3 +193,155 @@ def test_the_web_app_takes_uploads_only_with_the_api(isnet_model_path: Path) -> 
     with_api = create_app(extra_routes=api_routes(FakeSession))
     assert asyncio.run(post(with_api)).status_code == 200
     assert asyncio.run(post(with_api, host="evil.example")).status_code == 400  # the Host check still applies
+
+
+# --- who may call, and what is read before refusing -------------------------------------------------
+
+
+def _counting_body(sent: list[int], chunks: int = 50, size: int = 10_000) -> AsyncIterator[bytes]:
+    async def gen() -> AsyncIterator[bytes]:
+        for _ in range(chunks):
+            sent.append(size)
+            yield b"\0" * size
+
+    return gen()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "http://evil.example"}, {"Origin": "null"}, {"Origin": "http://127.0.0.1:8000"},
+     {"Origin": "http://localhost"}, {"Origin": "https://127.0.0.1.evil.example"},
+     {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+     {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "cross-site"}],
+)
+def test_cross_origin_requests_are_403_before_the_body_is_read(headers: dict[str, str]) -> None:
+    sent: list[int] = []
+    r = asyncio.run(_post(_app(), content=_counting_body(sent), headers={"Content-Type": "image/png", **headers}))
+    assert r.status_code == 403 and r.headers["content-type"] == "application/json"
+    assert "cross-origin" in r.json()["error"] and "script" in r.json()["error"]
+    assert sent == []  # refused on the headers alone
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Origin": "http://127.0.0.1"}, {"Origin": "http://127.0.0.1:80"}, {"Sec-Fetch-Site": "same-origin"},
+     {"Sec-Fetch-Site": "none"}, {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"}],
+)
+def test_same_origin_and_non_browser_requests_are_served(headers: dict[str, str]) -> None:
+    assert asyncio.run(_post(_app(), content=_png(), headers=headers)).status_code == 200
+
+
+def test_api_key_is_required_when_set() -> None:
+    key = "k" * 20 + "-secret"
+    app = _app(api_key=key)
+    r = asyncio.run(_post(app, content=_png()))
+    assert r.status_code == 401 and "API key" in r.json()["error"]
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    r = asyncio.run(_post(app, content=_png(), headers={"Authorization": "Bearer " + key[:-1] + "X"}))
+    assert r.status_code == 401 and "wrong API key" in r.json()["error"]
+    assert asyncio.run(_post(app, content=_png(), headers={"Authorization": f"Bearer {key}"})).status_code == 200
+    assert asyncio.run(_post(app, content=_png(), headers={"X-API-Key": key})).status_code == 200
+
+    async def schema(headers: dict[str, str]) -> int:
+        async with _client(app) as c:
+            return (await c.get("/api/v1/openapi.json", headers=headers)).status_code
+
+    assert asyncio.run(schema({})) == 401 and asyncio.run(schema({"X-API-Key": key})) == 200
+
+
+def test_the_queue_is_checked_before_the_body_is_read() -> None:
+    slow = FakeSession(delay=0.5)
+    app = _app(slow, queue=0)  # one running, none waiting
+    sent: list[int] = []
+
+    async def two() -> tuple[httpx.Response, httpx.Response]:
+        async with _client(app) as c:
+            first = asyncio.create_task(c.post(URL, content=_png()))
+            while slow.running == 0:  # the first one holds the only place
+                await asyncio.sleep(0.01)
+            second = await c.post(URL, content=_counting_body(sent))
+            return await first, second
+
+    first, second = asyncio.run(two())
+    assert first.status_code == 200
+    assert second.status_code == 503 and int(second.headers["retry-after"]) >= 1
+    assert sent == []
+
+
+def test_declared_length_over_the_cap_is_413_before_the_body_is_read() -> None:
+    sent: list[int] = []
+    r = asyncio.run(_post(_app(max_bytes=50_000), content=_counting_body(sent),
+                          headers={"Content-Length": "500000"}))
+    assert r.status_code == 413 and sent == []
+    r = asyncio.run(_post(_app(), content=_png(), headers={"Content-Length": "12x"}))
+    assert r.status_code == 400 and "Content-Length" in r.json()["error"]
+
+
+def test_curl_default_content_type_is_sniffed() -> None:
+    # `curl --data-binary @photo.jpg URL` sends application/x-www-form-urlencoded.
+    jpeg = (PHOTOS / "girl-1.jpg").read_bytes()
+    r = asyncio.run(_post(_app(), content=jpeg, headers={"Content-Type": "application/x-www-form-urlencoded"}))
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (600, 399)
+    r = asyncio.run(_post(_app(), content=b"a=1&b=2", headers={"Content-Type": "application/x-www-form-urlencoded"}))
+    assert r.status_code == 415 and "not an image" in r.json()["error"]
+
+
+# --- every input's fault is a 4xx -----------------------------------------------------------------
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_png_declaring_240000000x1_is_413_not_500() -> None:
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 240_000_000, 1, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 16)
+    bomb = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    assert len(bomb) < 100
+    r = asyncio.run(_post(_app(), content=bomb, headers={"Content-Type": "image/png"}))
+    assert r.status_code == 413 and r.headers["content-type"] == "application/json"
+
+
+def test_png_with_a_broken_header_crc_is_422_corrupt() -> None:
+    data = bytearray(_png())
+    data[29] ^= 0xFF  # IHDR's CRC
+    r = asyncio.run(_post(_app(), content=bytes(data), headers={"Content-Type": "image/png"}))
+    assert r.status_code == 422 and "corrupt" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [(MemoryError(), 413), (TypeError("unsupported operand"), 422), (KeyError(273), 422),
+     (SyntaxError("not a TIFF file"), 422), (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), 422),
+     (ValueError("tile cannot extend outside image"), 422), (OSError("broken data stream"), 422)],
+)
+def test_whatever_the_decoder_raises_is_a_json_4xx(monkeypatch: pytest.MonkeyPatch, exc: Exception,
+                                                  status: int) -> None:
+    from alphacut import imageio
+
+    def broken(*a: Any, **k: Any) -> Any:
+        raise exc
+
+    monkeypatch.setattr(imageio, "decode", broken)
+    r = asyncio.run(_post(_app(), content=_png()))
+    assert r.status_code == status and r.headers["content-type"] == "application/json"
+    error = r.json()["error"]
+    assert ("smaller image" in error) if status == 413 else ("corrupt" in error and "re-export" in error)
+
+
+def test_a_fault_of_the_server_is_a_json_500_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from alphacut import pipeline
+
+    def broken(*a: Any, **k: Any) -> Any:
+        raise RuntimeError("a bug in the pipeline")
+
+    monkeypatch.setattr(pipeline, "cut", broken)
+    r = asyncio.run(_post(_app(), content=_png()))
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert "internal error (RuntimeError)" in r.json()["error"] and "a bug" not in r.json()["error"]

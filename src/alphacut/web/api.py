@@ -8,15 +8,25 @@ parameters named and typed after :class:`~alphacut.options.Options` (the one
 source of names and defaults). The response is the cutout (PNG, WebP or JPEG) or
 the mask.
 
-Limits: the byte cap is enforced while the body streams in (413, before it is all
-read); the megapixel cap from the image header (413); what is not a usable image
-gets 415 or 422 with a JSON ``{"error": ...}`` body. Inference runs in a worker
-thread, at most ``concurrency`` at a time (one on a CPU), with ``queue`` more
-requests waiting; beyond that the answer is 503 with ``Retry-After``.
+Order of checks, cheapest first, so that nothing is read that will be refused:
+a cross-origin request (a web page driving the user's browser) is refused (403),
+then a missing API key when one is set (401), bad query parameters (400), a text or
+JSON Content-Type (415), a declared Content-Length over the byte cap (413), and a
+full queue (503 with ``Retry-After``), all *before any of the body is read*. The
+body then streams in under the byte cap (413 as soon as it passes it) and within
+``body_timeout`` seconds (408). The megapixel cap is checked from the image header
+(413). Whatever a bad input makes the decoder raise is that input's 4xx with a
+JSON ``{"error": ...}`` that says what to do; only a fault of the server is a 500.
+
+Inference runs in a worker thread, at most ``concurrency`` at a time (one on a
+CPU), with ``queue`` more requests admitted; a request holds its place from before
+its body is read until its answer is ready, so the request bodies in memory are at
+most ``(concurrency + queue) x max_bytes`` (plus one being copied).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import typing
@@ -33,6 +43,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import AlphacutError, DecodeError, ImageTooLargeError, ModelError, ProviderError
 from ..options import Options
+from .guards import api_key_refusal, cross_origin_refusal
 
 __all__ = ["api_routes", "default_api_routes", "openapi_schema", "options_from_query", "MEDIA_TYPES", "PREFIX"]
 
@@ -40,6 +51,8 @@ PREFIX = "/api/v1"
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
 DEFAULT_QUEUE = 4
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds for the whole body: 25 MB at under 7 Mbit/s
+_log = logging.getLogger("alphacut.api")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -183,9 +196,13 @@ def openapi_schema(*, max_bytes: int, max_megapixels: float | None = None) -> di
                             "content": {t: image for t in MEDIA_TYPES.values()},
                         },
                         "400": {"description": "bad query parameter", **error},
+                        "401": {"description": "the server needs an API key and the request lacks it", **error},
+                        "403": {"description": "a cross-origin request (from a web page on another site)", **error},
+                        "408": {"description": "the body did not arrive in time", **error},
                         "413": {"description": "over the byte or megapixel cap", **error},
                         "415": {"description": "not an image, or an unsupported format", **error},
                         "422": {"description": "a corrupt or truncated image", **error},
+                        "500": {"description": "a fault of the server (never of the input)", **error},
                         "503": {"description": "busy: retry after Retry-After seconds", **error},
                     },
                 }
@@ -205,45 +222,57 @@ def _version() -> str:
 # --- body -------------------------------------------------------------------------------------
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, refused (413) as soon as it passes ``max_bytes``, without reading the rest."""
-    declared = request.headers.get("content-length")
-    too_big = f"the upload is over the {max_bytes} byte cap ({max_bytes / 1e6:g} MB): send a smaller file"
-    if declared is not None:
-        try:
-            if int(declared) > max_bytes:
-                raise _Problem(413, too_big)
-        except ValueError:
-            raise _Problem(400, "bad Content-Length header") from None
-    body = bytearray()
+def _too_big(max_bytes: int) -> str:
+    return f"the upload is over the {max_bytes} byte cap ({max_bytes / 1e6:g} MB): send a smaller file"
+
+
+def _check_declared_length(headers: Headers, max_bytes: int) -> None:
+    """A declared Content-Length over the cap is refused before anything is read."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return
+    if not declared.strip().isdigit():
+        raise _Problem(400, f"bad Content-Length header {declared!r}: send the body's size in bytes")
+    if int(declared) > max_bytes:
+        raise _Problem(413, _too_big(max_bytes))
+
+
+async def _capped_stream(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
+    """The body's chunks, refused (413) as soon as they pass ``max_bytes``, without reading the rest."""
+    total = 0
     try:
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_bytes:
-                raise _Problem(413, too_big)
+            total += len(chunk)
+            if total > max_bytes:
+                raise _Problem(413, _too_big(max_bytes))
+            yield chunk
     except ClientDisconnect:
         raise _Problem(400, "the client disconnected before the upload finished") from None
-    return bytes(body)
 
 
-async def _multipart_file(headers: Headers, body: bytes) -> bytes:
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    chunks = [chunk async for chunk in _capped_stream(request, max_bytes)]
+    return b"".join(chunks)
+
+
+async def _multipart_file(request: Request, max_bytes: int) -> bytes:
+    """The ``file`` field of a multipart body, parsed as it streams in (never a second whole copy)."""
     from starlette.formparsers import MultiPartException, MultiPartParser
 
-    async def once() -> AsyncIterator[bytes]:
-        yield body
-
-    parser = MultiPartParser(headers, once(), max_files=1, max_fields=16, max_part_size=64 * 1024)
-    parser.spool_max_size = len(body) + 1  # keep the file in memory: images never touch the disk
+    parser = MultiPartParser(request.headers, _capped_stream(request, max_bytes), max_files=1, max_fields=16,
+                             max_part_size=64 * 1024)
+    parser.spool_max_size = max_bytes + 1  # keep the file in memory: images never touch the disk
     try:
         form = await parser.parse()
     except MultiPartException as exc:
         raise _Problem(400, f"bad multipart/form-data body: {exc}") from None
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        raise _Problem(400, "multipart/form-data needs the image in a field named `file`")
-    data = await upload.read()
-    await form.close()
-    return data
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise _Problem(400, "multipart/form-data needs the image in a field named `file`")
+        return await upload.read()
+    finally:
+        await form.close()
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -263,6 +292,10 @@ class _Gate:
         return str(max(1, math.ceil(self.seconds * (self.admitted + 1) / self.concurrency)))
 
 
+class _ServerFault(Exception):
+    """Something that is not the input's fault failed while cutting it out (answered 500)."""
+
+
 def api_routes(
     session_factory: Callable[[], Any],
     *,
@@ -270,6 +303,8 @@ def api_routes(
     queue: int = DEFAULT_QUEUE,
     concurrency: int | None = None,
     max_megapixels: float | None = None,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    api_key: str | None = None,
 ) -> list[BaseRoute]:
     """The API's routes, to pass to ``create_app(extra_routes=...)``.
 
@@ -277,9 +312,12 @@ def api_routes(
     called once, on the first request, in a worker thread. ``concurrency`` (default:
     1 on a CPU, 2 on a GPU) requests run at once and ``queue`` more wait; the rest get
     503. ``max_megapixels`` caps what a request may ask for (default: the Options default).
+    ``body_timeout`` is the time a body has to arrive in full (408 after it). With
+    ``api_key`` every request must carry it (``Authorization: Bearer`` or ``X-API-Key``).
     """
-    if max_bytes < 1 or queue < 0 or (concurrency is not None and concurrency < 1):
-        raise ValueError(f"bad API limits: max_bytes={max_bytes}, queue={queue}, concurrency={concurrency}")
+    if max_bytes < 1 or queue < 0 or (concurrency is not None and concurrency < 1) or not body_timeout > 0:
+        raise ValueError(f"bad API limits: max_bytes={max_bytes}, queue={queue}, concurrency={concurrency},"
+                         f" body_timeout={body_timeout}")
     mp_cap = max_megapixels if max_megapixels is not None else _field_default("max_megapixels")
     gate = _Gate(queue)
     session_box: list[Any] = []
@@ -295,23 +333,43 @@ def api_routes(
                 session_box.append(session)
             return session_box[0]
 
+    def check_caller(request: Request) -> None:
+        refusal = cross_origin_refusal(request.scope)
+        if refusal is not None:
+            raise _Problem(403, refusal)
+        refusal = api_key_refusal(request.scope, api_key)
+        if refusal is not None:
+            raise _Problem(401, refusal, {"WWW-Authenticate": 'Bearer realm="alphacut"'})
+
     async def cutout(request: Request) -> Response:
+        body = b""
         try:
+            check_caller(request)
             options = options_from_query(list(request.query_params.multi_items()), max_megapixels=mp_cap)
-            body = await _read_body(request, max_bytes)
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype == "multipart/form-data":
-                body = await _multipart_file(request.headers, body)
-            elif ctype.startswith("text/") or ctype in ("application/json", "application/x-www-form-urlencoded"):
+            if ctype.startswith("text/") or ctype == "application/json":
                 raise _Problem(415, f"Content-Type {ctype} is not an image: send the image bytes or"
                                     " multipart/form-data with a `file` field")
-            if not body:
-                raise _Problem(422, "the body is empty: send the image bytes")
+            _check_declared_length(request.headers, max_bytes)
+            # The queue is checked before the body is read: a refused upload costs no memory.
             if gate.admitted >= gate.concurrency + gate.queue:
                 raise _Problem(503, "busy: too many images in the queue, retry later",
                                {"Retry-After": gate.retry_after()})
             gate.admitted += 1
             try:
+                try:
+                    with anyio.fail_after(body_timeout):
+                        if ctype == "multipart/form-data":
+                            body = await _multipart_file(request, max_bytes)
+                        else:
+                            # Any other type (curl's default form-urlencoded included) is the image
+                            # itself: the decoder sniffs the content, as the CLI does.
+                            body = await _read_body(request, max_bytes)
+                except TimeoutError:
+                    raise _Problem(408, f"the upload did not arrive within {body_timeout:g} s: send it again"
+                                        " over a faster connection") from None
+                if not body:
+                    raise _Problem(422, "the body is empty: send the image bytes")
                 session = await get_session()
                 assert gate.limiter is not None
                 async with gate.limiter:
@@ -330,6 +388,11 @@ def api_routes(
             return _error(503, f"the model is not available: {exc}", {"Retry-After": "60"})
         except AlphacutError as exc:
             return _error(422, str(exc))
+        except Exception as exc:  # a fault of the server, not of the input: say so, log the details
+            _log.exception("internal error while answering %s", request.url.path)
+            cause = exc.__cause__ if isinstance(exc, _ServerFault) and exc.__cause__ is not None else exc
+            return _error(500, f"internal error ({type(cause).__name__}): the server log has the details;"
+                               " please report it")
         kind = "mask" if options.mask else "cutout"
         return Response(data, media_type=MEDIA_TYPES[options.format], headers={
             "Cache-Control": "no-store",
@@ -339,6 +402,10 @@ def api_routes(
         })
 
     def openapi(request: Request) -> Response:
+        try:
+            check_caller(request)
+        except _Problem as p:
+            return _error(p.status, str(p), p.headers)
         return JSONResponse(schema)
 
     return [
@@ -363,11 +430,31 @@ def _work(body: bytes, options: Options, session: Any) -> tuple[bytes, Any]:
     from ..pipeline import cut
 
     try:
-        decoded = decode(body, max_megapixels=options.max_megapixels, color=options.color)
-        result = cut(decoded, options=options, session=session)
-        return result.encode(options), result.confidence
+        try:
+            decoded = decode(body, max_megapixels=options.max_megapixels, color=options.color)
+        except AlphacutError:
+            raise
+        except MemoryError:
+            raise ImageTooLargeError(_OUT_OF_MEMORY) from None
+        except Exception as exc:  # whatever a damaged file makes a decoder raise is the input's fault
+            detail = " ".join(str(exc).split())[:120]
+            raise DecodeError(f"the image is corrupt ({type(exc).__name__}{': ' + detail if detail else ''}):"
+                              " re-export it from its source, or re-download it") from exc
+        try:
+            result = cut(decoded, options=options, session=session)
+            return result.encode(options), result.confidence
+        except AlphacutError:
+            raise
+        except MemoryError:
+            raise ImageTooLargeError(_OUT_OF_MEMORY) from None
+        except Exception as exc:  # the pixels decoded: a failure now is the server's, not the input's
+            raise _ServerFault(str(exc)) from exc
     finally:
         _release_memory()
+
+
+_OUT_OF_MEMORY = ("the image needs more memory than this server has free: send a smaller image, or lower"
+                  " max_megapixels to have such images refused at once")
 
 
 def _release_memory() -> None:
@@ -391,7 +478,8 @@ def _malloc_trim() -> Any:
 _MALLOC_TRIM = _malloc_trim()
 
 
-def default_api_routes(model: str, *, max_upload_mb: float, queue: int = DEFAULT_QUEUE) -> list[BaseRoute]:
+def default_api_routes(model: str, *, max_upload_mb: float, queue: int = DEFAULT_QUEUE,
+                       body_timeout: float = DEFAULT_BODY_TIMEOUT, api_key: str | None = None) -> list[BaseRoute]:
     """The routes ``alphacut serve --api`` adds: a session over ``model`` on this machine's best device.
 
     On a CPU the model gets every core but one: the event loop keeps a core to answer
@@ -408,4 +496,5 @@ def default_api_routes(model: str, *, max_upload_mb: float, queue: int = DEFAULT
         session, _ = open_session(model, threads=max(1, cores - 1), batch_size=1)
         return session
 
-    return api_routes(factory, max_bytes=int(max_upload_mb * 1024 * 1024), queue=queue)
+    return api_routes(factory, max_bytes=int(max_upload_mb * 1024 * 1024), queue=queue, body_timeout=body_timeout,
+                      api_key=api_key)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import ipaddress
 import json
 import socket
 import threading
@@ -24,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +33,8 @@ from .. import models
 from ..errors import ModelError
 from ..graphs import PostprocessParams, build_postprocess_graph, build_preprocess_graph, to_bytes
 from . import runtime, variants
+from .guards import LOOPBACK_HOSTS, OriginCheck, is_loopback, normalise_host, parse_host
+from .server import ServerLimits, uvicorn_config
 
 __all__ = [
     "create_app",
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 STATIC = Path(__file__).parent / "static"
-DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = LOOPBACK_HOSTS
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_CACHE = "no-cache"
@@ -266,17 +268,17 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _host_name(host_header: str) -> str:
-    """``example.com:8000`` -> ``example.com``; ``[::1]:8000`` -> ``[::1]``."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        return host[: end + 1] if end != -1 else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+def _host_name(host_header: str) -> str | None:
+    """``example.com:8000`` -> ``example.com``; ``[::1]:8000`` -> ``[::1]``; None if malformed."""
+    parsed = parse_host(host_header)
+    return parsed[0] if parsed is not None else None
 
 
 class _HostCheck:
-    """400 for any Host header not allowed: a foreign name means DNS rebinding."""
+    """400 for any Host header not allowed: a foreign name means DNS rebinding.
+
+    The header must be exactly one allowed name (``[::1].evil`` is not ``[::1]``).
+    """
 
     def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
         self.app = app
@@ -284,9 +286,9 @@ class _HostCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and "*" not in self.allowed:
-            headers = dict(scope.get("headers", []))
-            host = _host_name(headers.get(b"host", b"").decode("latin-1"))
-            if host not in self.allowed:
+            hosts = [v for k, v in scope.get("headers", []) if k == b"host"]
+            host = _host_name(hosts[0].decode("latin-1")) if len(hosts) == 1 else None
+            if host is None or host not in self.allowed:
                 response = Response("Invalid host header", status_code=400, media_type="text/plain")
                 await response(scope, receive, send)
                 return
@@ -294,13 +296,32 @@ class _HostCheck:
 
 
 def _normalise_host(host: str) -> str:
-    host = host.strip().lower()
-    try:
-        if ipaddress.ip_address(host.strip("[]")).version == 6:
-            return f"[{host.strip('[]')}]"
-    except ValueError:
-        pass
-    return host
+    return normalise_host(host)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A fault of the server: JSON for the API, plain text elsewhere (the traceback goes to the log)."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": "internal error: the server log has the details; please report it"},
+                            status_code=500, headers={"Cache-Control": "no-store"})
+    return PlainTextResponse("Internal Server Error", status_code=500, headers={"Cache-Control": "no-store"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404, 405, ...: under /api/ a JSON ``{"error": ...}`` like every other API answer."""
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):
+        hint = {404: "no such API route: see /api/v1/openapi.json", 405: "wrong method for this route"}
+        return JSONResponse({"error": hint.get(exc.status_code, exc.detail)}, status_code=exc.status_code,
+                            headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+class _App(Starlette):
+    """Starlette, with the security headers outside everything, its 500 answer included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return _SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(
@@ -374,9 +395,10 @@ def create_app(
         Route("/sw.js", service_worker, methods=["GET", "HEAD"]),
         Route("/assets/{key}/{name}", asset, methods=["GET", "HEAD"]),
     ]
-    app = Starlette(routes=routes)
+    app = _App(routes=routes, exception_handlers={500: _server_error, HTTPException: _http_error})
+    # Outermost first: the Host check, then the same-origin check (the API, and any state-changing request).
+    app.add_middleware(OriginCheck)  # type: ignore[arg-type]
     app.add_middleware(_HostCheck, allowed_hosts=list(allowed_hosts))  # type: ignore[arg-type]
-    app.add_middleware(_SecurityHeaders)  # type: ignore[arg-type]
     app.state.assets = assets
     return app
 
@@ -399,14 +421,24 @@ def allowed_hosts_for(host: str) -> tuple[str, ...]:
 
 def serve(
     *, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False, model: str = "medium",
-    api: bool = False, max_upload_mb: float = 25.0,
+    api: bool = False, max_upload_mb: float = 25.0, api_key: str | None = None, body_timeout: float | None = None,
+    limits: ServerLimits | None = None,
 ) -> None:
-    """Run the web app with uvicorn until interrupted (``api``: also the opt-in upload API)."""
+    """Run the web app with uvicorn until interrupted (``api``: also the opt-in upload API).
+
+    ``limits`` are the connection limits (header and keep-alive timeouts, connection cap);
+    ``body_timeout`` and ``api_key`` are the API's. The API on an address other machines can
+    reach needs an ``api_key``: this raises :class:`ValueError` without one.
+    """
     import uvicorn
 
-    from .api import default_api_routes  # the API accepts uploads: only when asked for
+    from .api import DEFAULT_BODY_TIMEOUT, default_api_routes  # the API accepts uploads: only when asked for
 
-    extra = default_api_routes(model, max_upload_mb=max_upload_mb) if api else []
+    if api and api_key is None and not is_loopback(host):
+        raise ValueError(f"--api on {host}, an address other machines can reach, needs an API key: pass"
+                         " --api-key KEY (or set ALPHACUT_API_KEY), or bind 127.0.0.1")
+    extra = default_api_routes(model, max_upload_mb=max_upload_mb, api_key=api_key,
+                               body_timeout=body_timeout or DEFAULT_BODY_TIMEOUT) if api else []
     app = create_app(model=model, allowed_hosts=allowed_hosts_for(host), extra_routes=extra)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
@@ -414,4 +446,4 @@ def serve(
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, limits=limits or ServerLimits())).run()
