@@ -1,65 +1,120 @@
-// alphacut page: open an image, cut it out in a worker, review it, export it.
-// Nothing here sends the image anywhere: the worker runs the model in this tab.
+// alphacut page: a queue of images cut out in two workers, reviewed and exported here.
+// Nothing here sends an image anywhere: the workers run the model in this tab, and the
+// downloads (one image, or all of them as a ZIP) are made from this tab's memory.
 
 const config = JSON.parse(document.getElementById("alphacut-config").textContent);
 const $ = (id) => document.getElementById(id);
 
 const MAX_ZOOM = 8; // 800 %
-const ACCEPTED = ["image/png", "image/jpeg", "image/webp"];
-// Beyond this the post-processing at full resolution does not fit the 4 GiB a
-// WebAssembly page may use; the Python engine (`alphacut cut`) has no such limit.
-const MAX_PIXELS = 36e6;
-const MAX_SIDE = 32767; // the browser's canvas limit
+// What the queue may keep (original files and finished cutouts, encoded): beyond this
+// a tab risks running out of memory, so new images are refused with a message.
+const MAX_STORED_BYTES = 2 * 1024 ** 3;
+const MAX_ITEMS = 1000;
+const SETTINGS_KEY = "alphacut.settings";
 
 const ui = {
   dropzone: $("dropzone"),
   fileInput: $("file-input"),
+  chooseButton: $("choose-button"),
   status: $("status"),
   statusText: $("status-text"),
+  statusElapsed: $("status-elapsed"),
   statusTime: $("status-time"),
   progress: $("status-progress"),
+  queuePanel: $("queue-panel"),
+  queue: $("queue"),
+  queueCount: $("queue-count"),
+  downloadAll: $("download-all"),
+  clearDone: $("clear-done"),
   viewer: $("viewer"),
   stage: $("stage"),
   before: $("before"),
   after: $("after"),
+  afterBg: $("after-bg"),
   layerAfter: $("layer-after"),
   divider: $("divider"),
   split: $("split"),
+  working: $("working"),
+  workingText: $("working-text"),
+  failed: $("failed"),
+  failedText: $("failed-text"),
   zoomLevel: $("zoom-level"),
   backendBadge: $("backend-badge"),
   offlineBadge: $("offline-badge"),
-  exportPng: $("export-png"),
-  exportWebp: $("export-webp"),
+  exportButton: $("export"),
+  format: $("format"),
+  formatNote: $("format-note"),
   details: $("image-details"),
   backendSelect: $("backend-select"),
   bgColor: $("bg-color"),
 };
 
 const state = {
-  worker: null,
-  ready: null, // Promise resolved when the worker has loaded the model
-  backend: null,
-  busy: false,
-  job: 0,
-  file: null, // {blob, name}
+  model: null, // {worker, ready, backend}
+  image: null, // {worker, ready}
+  items: [], // the queue, in the order added
+  nextId: 1,
+  selected: null, // the item under review
+  follow: true, // the viewer follows the newest result until the user picks one
+  shown: { id: null, result: false }, // what the viewer's canvases hold
   width: 0,
   height: 0,
   view: { scale: 1, x: 0, y: 0 },
   split: 50,
-  hasResult: false,
-  resultId: null,
+  preparing: null, // the item being decoded and pre-processed
+  ready: [], // prepared items waiting for the model
+  inModel: null, // the item in the model
+  finishing: 0, // items being refined and encoded
+  busy: false, // an export or ZIP in progress
+  batch: null, // {started, count}: timing of the current run of the queue
 };
+
+// --- settings: remembered in localStorage, never images -----------------------
+
+function loadSettings() {
+  try {
+    return JSON.parse(localStorage.getItem(SETTINGS_KEY) || "{}") || {};
+  } catch {
+    return {};
+  }
+}
+
+function saveSettings() {
+  const settings = {
+    background: document.querySelector('input[name="bg"]:checked').value,
+    color: ui.bgColor.value,
+    format: ui.format.value,
+    backend: ui.backendSelect.value,
+  };
+  try {
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify(settings));
+  } catch {
+    // Storage disabled or full: settings are a convenience, the page works without them.
+  }
+}
+
+function applySettings(settings) {
+  if (["checker", "white", "black", "custom"].includes(settings.background)) {
+    document.querySelector(`input[name="bg"][value="${settings.background}"]`).checked = true;
+  }
+  if (/^#[0-9a-f]{6}$/i.test(settings.color || "")) ui.bgColor.value = settings.color;
+  if (["png", "webp"].includes(settings.format)) ui.format.value = settings.format;
+  if (["auto", "webgpu", "wasm"].includes(settings.backend)) ui.backendSelect.value = settings.backend;
+}
 
 // --- status --------------------------------------------------------------------
 
 let ticker = null;
 
-// progress: null (none), a fraction 0..1 (a bar), or true (busy, length unknown).
+// The live region (#status) only changes when something happens (an image done, an
+// error); the seconds count and the progress bar sit outside it, so screen readers
+// are not interrupted every second.
 function setStatus(text, { error = false, time = "", progress = null } = {}) {
   clearInterval(ticker);
   ticker = null;
-  ui.statusText.textContent = text;
+  if (ui.statusText.textContent !== text) ui.statusText.textContent = text;
   ui.statusTime.textContent = time;
+  ui.statusElapsed.textContent = "";
   ui.status.classList.toggle("error", error);
   ui.status.dataset.state = error ? "error" : "ok";
   ui.progress.hidden = typeof progress !== "number";
@@ -69,40 +124,29 @@ function setStatus(text, { error = false, time = "", progress = null } = {}) {
     // 60 times a second, CPU the model needs on a small machine (measured: ~1-2 %).
     const started = performance.now();
     ticker = setInterval(() => {
-      ui.statusText.textContent = `${text} ${Math.floor((performance.now() - started) / 1000)} s`;
+      ui.statusElapsed.textContent = `${Math.floor((performance.now() - started) / 1000)} s`;
     }, 1000);
   }
 }
 
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const megabytes = (bytes) => `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`;
 
-// --- worker --------------------------------------------------------------------
+// --- workers -------------------------------------------------------------------
 
-let pending = new Map(); // job id -> {resolve, reject}
-
-function startWorker(backend) {
-  state.worker?.terminate();
-  for (const { reject } of pending.values()) reject(new Error("worker restarted"));
-  pending = new Map();
-  const worker = new Worker(config.worker, { type: "module", name: "alphacut-inference" });
-  state.worker = worker;
-  document.body.dataset.ready = "false";
-  state.ready = new Promise((resolve, reject) => {
+function startWorker(role, backend, onProgress) {
+  const worker = new Worker(config.worker, { type: "module", name: `alphacut-${role}` });
+  const pending = new Map(); // message id -> {resolve, reject}
+  let seq = 0;
+  const handle = { worker, role, backend: null, pending };
+  handle.ready = new Promise((resolve, reject) => {
     worker.onmessage = (event) => {
       const msg = event.data;
       if (msg.type === "ready") {
-        state.backend = msg;
-        ui.backendBadge.textContent = msg.detail;
-        ui.backendBadge.classList.add("ok");
-        document.body.dataset.ready = "true";
-        document.body.dataset.backend = msg.backend;
-        if (!state.busy) setStatus(`Ready: model loaded in ${seconds(msg.ms)}. Open an image to start.`);
-        watchOffline(msg.backend);
+        handle.backend = msg;
         resolve(msg);
       } else if (msg.type === "progress") {
-        const fraction = msg.total ? msg.done / msg.total : true;
-        const extra = msg.total ? ` ${Math.round((100 * msg.done) / msg.total)} %` : "…";
-        setStatus(`${msg.stage}${extra}`, { progress: fraction, time: backendLabel() });
+        onProgress?.(msg);
       } else if (msg.type === "error" && msg.id === undefined) {
         reject(Object.assign(new Error(msg.message), { fallback: msg.fallback }));
       } else {
@@ -114,38 +158,773 @@ function startWorker(backend) {
       }
     };
     worker.onerror = (event) => {
-      const error = new Error(event.message || "the inference worker crashed");
+      const error = new Error(event.message || `the ${role} worker crashed (out of memory?)`);
+      error.crashed = true;
       reject(error);
       for (const job of pending.values()) job.reject(error);
       pending.clear();
     };
   });
-  worker.postMessage({ type: "init", config, backend });
-  return state.ready;
+  handle.ready.catch(() => {});
+  handle.call = (message, transfer = []) =>
+    new Promise((resolve, reject) => {
+      const id = ++seq;
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ ...message, id }, transfer);
+    });
+  handle.post = (message) => worker.postMessage(message);
+  handle.stop = () => {
+    worker.terminate();
+    for (const job of pending.values()) job.reject(new Error("worker restarted"));
+    pending.clear();
+  };
+  worker.postMessage({ type: "init", config, role, backend });
+  return handle;
+}
+
+function modelProgress(msg) {
+  if (msg.total) {
+    setStatus(`${msg.stage}…`, { progress: msg.done / msg.total });
+  } else {
+    setStatus(`${msg.stage}…`, { progress: true });
+  }
+}
+
+function startModel(backend) {
+  state.model?.stop();
+  document.body.dataset.ready = "false";
+  const handle = startWorker("model", backend, modelProgress);
+  state.model = handle;
+  handle.ready.then(
+    (msg) => {
+      if (state.model !== handle) return;
+      ui.backendBadge.textContent = msg.detail;
+      ui.backendBadge.classList.add("ok");
+      document.body.dataset.ready = "true";
+      document.body.dataset.backend = msg.backend;
+      if (!working()) setStatus(`Ready: model loaded in ${seconds(msg.ms)}. Open images to start.`);
+      watchOffline(msg.backend);
+      pump();
+    },
+    async (error) => {
+      if (state.model !== handle) return;
+      if (error.fallback) {
+        setStatus(`WebGPU failed (${error.message}); switching to the CPU.`, { progress: true });
+        startModel("wasm");
+        return;
+      }
+      setStatus(`Cannot load the model: ${error.message}`, { error: true });
+    },
+  );
+  return handle;
+}
+
+function startImageWorker() {
+  state.image?.stop();
+  state.image = startWorker("image", "wasm");
+  state.image.ready.catch((error) => setStatus(`Cannot start the image worker: ${error.message}`, { error: true }));
+}
+
+// --- the queue -----------------------------------------------------------------
+
+const STATUS_WORDS = { waiting: "Waiting", working: "Working", done: "Done", failed: "Failed" };
+
+function storedBytes() {
+  let total = 0;
+  for (const item of state.items) total += (item.blob?.size || 0) + (item.png?.size || 0);
+  return total;
+}
+
+function working() {
+  return state.items.some((item) => item.status === "waiting" || item.status === "working");
+}
+
+function addFiles(files) {
+  const list = [...files];
+  if (!list.length) return;
+  if (!working()) {
+    state.follow = true; // a new batch: show its results as they come
+    state.batch = { started: performance.now(), count: 0, modelMs: [] };
+  }
+  let added = 0;
+  const refused = [];
+  for (const file of list) {
+    const name = file.name || "pasted-image.png";
+    const item = { id: state.nextId++, name, blob: file, status: "waiting", stage: "", error: "", png: null, thumb: null };
+    if (file.type && !file.type.startsWith("image/")) {
+      item.status = "failed";
+      item.error = "not an image: open a PNG, JPEG or WebP file";
+    } else if (state.items.length >= MAX_ITEMS || storedBytes() + file.size > MAX_STORED_BYTES) {
+      refused.push(name);
+      continue;
+    }
+    state.items.push(item);
+    state.batch.count++;
+    renderItem(item);
+    added++;
+    if (!state.selected) select(item, { byUser: false });
+  }
+  updateQueue();
+  if (refused.length) {
+    setStatus(
+      `The queue is full: it holds ${megabytes(storedBytes())} of images and cutouts, about what this tab can keep` +
+        ` (${megabytes(MAX_STORED_BYTES)}). ${refused.length} image${refused.length > 1 ? "s were" : " was"} not added` +
+        ` (${refused.slice(0, 3).join(", ")}${refused.length > 3 ? ", …" : ""}): download the results` +
+        " (Download all), then Clear finished, and add them again.",
+      { error: true },
+    );
+  } else if (added > 1) {
+    setStatus(`Added ${added} images to the queue.`, { progress: true });
+  }
+  pump();
+}
+
+// Pipeline: one image decoded and pre-processed ahead, one in the model, the ones
+// before it refined and encoded; so the model never waits for the rest.
+function pump() {
+  if (!state.model || !state.image) return;
+  if (!state.preparing && state.ready.length === 0) {
+    const next = state.items.find((item) => item.status === "waiting" && !item.prepared && !item.claimed);
+    if (next) prepareItem(next);
+  }
+  if (!state.inModel && state.ready.length && document.body.dataset.ready === "true") {
+    const item = state.ready.shift();
+    inferItem(item);
+  }
+  if (!working() && state.batch?.count) finishBatch();
+}
+
+async function prepareItem(item) {
+  state.preparing = item;
+  item.claimed = true;
+  setItem(item, "working", "Reading the image");
+  try {
+    await state.image.ready;
+    const msg = await state.image.call({ type: "prepare", blob: item.blob });
+    item.input = msg.input;
+    item.width = msg.width;
+    item.height = msg.height;
+    item.prepared = true;
+    item.imageJob = msg.id;
+    if (!item.thumb) setThumb(item, msg.thumb);
+    setItem(item, "working", "Waiting for the model");
+    state.ready.push(item);
+  } catch (error) {
+    fail(item, error);
+    if (error.crashed) startImageWorker();
+  } finally {
+    state.preparing = null;
+    pump();
+  }
+}
+
+async function inferItem(item) {
+  state.inModel = item;
+  item.started = performance.now();
+  setItem(item, "working", "Finding the subject");
+  if (item === state.selected) showWorking(item);
+  announce(`Cutting out ${item.name} (${position(item)}).`, { progress: true });
+  const model = state.model;
+  try {
+    const input = item.input;
+    item.input = null;
+    const msg = await model.call({ type: "infer", input }, [input.buffer]);
+    item.modelMs = msg.ms;
+    state.batch?.modelMs.push(msg.ms);
+    state.inModel = null;
+    pump(); // the next image goes into the model now, while this one is refined
+    await finishItem(item, msg);
+  } catch (error) {
+    if (state.inModel === item) state.inModel = null;
+    if (error.fallback && model === state.model) {
+      // Redo this image on the CPU: its pixels are still in the image worker, but its
+      // model input went to the failed worker: prepare it again.
+      item.note = `Redone on the CPU: WebGPU failed (${error.message}).`;
+      document.body.dataset.fallback = error.message; // read by the tests
+      state.image.post({ type: "drop", id: item.imageJob });
+      item.prepared = false;
+      item.claimed = false;
+      setItem(item, "waiting", "");
+      setStatus(`WebGPU failed (${error.message}); retrying on the CPU…`, { progress: true });
+      startModel("wasm");
+    } else {
+      state.image.post({ type: "drop", id: item.imageJob });
+      fail(item, error);
+      if (error.crashed) startModel(ui.backendSelect.value);
+    }
+  } finally {
+    pump();
+  }
+}
+
+async function finishItem(item, maskMsg) {
+  state.finishing++;
+  setItem(item, "working", "Refining edges and colours");
+  try {
+    const msg = await state.image.call({ type: "finish", job: item.imageJob, mask: maskMsg.mask, dims: maskMsg.dims }, [
+      maskMsg.mask.buffer,
+    ]);
+    item.png = msg.png;
+    item.timings = { ...msg.timings, model: maskMsg.ms, inference: maskMsg.ms };
+    item.total = performance.now() - item.started;
+    setThumb(item, msg.thumb);
+    setItem(item, "done", "");
+    const t = item.timings;
+    const note = item.note ? ` ${item.note}` : "";
+    const left = state.items.filter((i) => i.status === "waiting" || i.status === "working").length;
+    announce(
+      `${item.name} done in ${seconds(item.total)}: subject ${seconds(t.model)}, edges and colours ${seconds(t.refine)}.` +
+        `${left ? ` ${left} to go.` : ""}${note}`,
+      { progress: left ? true : null },
+    );
+    // Read by the tests and the benchmark.
+    document.body.dataset.cutMs = String(Math.round(item.total));
+    document.body.dataset.timings = JSON.stringify(t);
+    document.body.dataset.result = String(item.id);
+    if (state.follow || item === state.selected) select(item, { byUser: false });
+  } catch (error) {
+    fail(item, error);
+    if (error.crashed) startImageWorker();
+  } finally {
+    state.finishing--;
+    updateQueue();
+  }
+}
+
+function finishBatch() {
+  const batch = state.batch;
+  state.batch = null;
+  const done = state.items.filter((i) => i.status === "done").length;
+  const total = performance.now() - batch.started;
+  // Read by the benchmark: the whole run, and the model's share of it.
+  window.alphacutBatch = { ms: total, count: batch.count, modelMs: batch.modelMs };
+  document.body.dataset.batchMs = String(Math.round(total));
+  if (batch.count > 1) {
+    const failed = state.items.filter((i) => i.status === "failed").length;
+    announce(
+      `Queue finished: ${done} cutout${done === 1 ? "" : "s"} ready${failed ? `, ${failed} failed` : ""}` +
+        ` (last ${batch.count} in ${seconds(total)}).`,
+      { error: false },
+    );
+  }
+}
+
+function position(item) {
+  const batch = state.items.filter((i) => i.status !== "failed");
+  return `${batch.indexOf(item) + 1} of ${batch.length}`;
+}
+
+function announce(text, options = {}) {
+  setStatus(text, { time: backendLabel(), ...options });
 }
 
 function backendLabel() {
-  return state.backend ? state.backend.detail : "";
+  return state.model?.backend ? state.model.backend.detail : "";
 }
 
-function call(message, transfer = []) {
-  const id = ++state.job;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    state.worker.postMessage({ ...message, id }, transfer);
+function fail(item, error) {
+  item.prepared = false;
+  item.input = null;
+  setItem(item, "failed", "");
+  item.error = error.message || String(error);
+  renderItem(item);
+  setStatus(`${item.name}: ${item.error}`, { error: true, time: backendLabel() });
+  if (item === state.selected) showSelected();
+}
+
+function setItem(item, status, stage) {
+  item.status = status;
+  item.stage = stage;
+  renderItem(item);
+  updateQueue();
+  if (item === state.selected && status === "working") ui.workingText.textContent = `${stage}…`;
+}
+
+function setThumb(item, blob) {
+  if (item.thumb) URL.revokeObjectURL(item.thumb);
+  item.thumb = URL.createObjectURL(blob);
+  renderItem(item);
+}
+
+function renderItem(item) {
+  let li = item.li;
+  if (!li) {
+    li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "queue-item";
+    button.dataset.id = String(item.id);
+    button.innerHTML = '<span class="thumb"><img alt=""></span><span class="name"></span><span class="state"></span>';
+    button.addEventListener("click", () => select(item, { byUser: true }));
+    li.append(button);
+    ui.queue.append(li);
+    item.li = li;
+  }
+  const button = li.firstChild;
+  const img = button.querySelector("img");
+  if (item.thumb && img.getAttribute("src") !== item.thumb) img.src = item.thumb;
+  button.querySelector(".name").textContent = item.name;
+  const text =
+    item.status === "failed" ? `Failed: ${item.error}` : item.status === "working" ? `${item.stage || "Working"}…` : STATUS_WORDS[item.status];
+  button.querySelector(".state").textContent = text;
+  button.dataset.status = item.status;
+  li.dataset.status = item.status;
+  if (item === state.selected) button.setAttribute("aria-current", "true");
+  else button.removeAttribute("aria-current");
+}
+
+function updateQueue() {
+  const done = state.items.filter((i) => i.status === "done").length;
+  const total = state.items.length;
+  ui.queuePanel.hidden = total === 0;
+  ui.queueCount.textContent = total ? `(${done} of ${total} done)` : "";
+  ui.downloadAll.disabled = done === 0 || state.busy;
+  ui.clearDone.disabled = !state.items.some((i) => i.status === "done" || i.status === "failed");
+  document.body.dataset.queue = JSON.stringify(state.items.map((i) => i.status));
+  if (total) ui.dropzone.classList.add("compact");
+}
+
+function clearFinished() {
+  const keep = [];
+  for (const item of state.items) {
+    if (item.status === "done" || item.status === "failed") {
+      if (item.thumb) URL.revokeObjectURL(item.thumb);
+      item.li?.remove();
+      item.png = null;
+      item.blob = null;
+    } else keep.push(item);
+  }
+  state.items = keep;
+  if (state.selected && !keep.includes(state.selected)) {
+    state.selected = null;
+    state.shown = { id: null, result: false };
+    ui.viewer.hidden = true;
+    for (const canvas of [ui.before, ui.after]) canvas.width = canvas.height = 0;
+  }
+  updateQueue();
+  setStatus(keep.length ? "Cleared the finished images." : "Cleared. Open more images to go on.");
+}
+
+// --- review: the selected item, large ---------------------------------------------
+
+function select(item, { byUser }) {
+  if (byUser) state.follow = false;
+  const previous = state.selected;
+  state.selected = item;
+  if (previous && previous !== item) renderItem(previous);
+  renderItem(item);
+  showSelected();
+}
+
+let showing = 0;
+
+async function showSelected() {
+  const item = state.selected;
+  if (!item) return;
+  const token = ++showing;
+  ui.viewer.hidden = false;
+  ui.details.textContent = item.width ? `${item.name}: ${item.width} × ${item.height} px` : item.name;
+  if (item.status === "failed") {
+    ui.failedText.textContent = `${item.name} could not be cut out: ${item.error}`;
+    ui.failed.hidden = false;
+    ui.working.hidden = true;
+    ui.stage.classList.add("no-image");
+    setExportEnabled();
+    return;
+  }
+  ui.failed.hidden = true;
+  ui.stage.classList.remove("no-image");
+  try {
+    if (state.shown.id !== item.id) {
+      const bitmap = await createImageBitmap(item.blob, { imageOrientation: "from-image" });
+      if (token !== showing) return bitmap.close();
+      showBefore(bitmap);
+      state.shown = { id: item.id, result: false };
+    }
+    if (item.status === "done" && !state.shown.result) {
+      const bitmap = await createImageBitmap(item.png);
+      if (token !== showing) return bitmap.close();
+      showAfter(bitmap);
+      state.shown.result = true;
+    } else if (item.status !== "done") {
+      showWorking(item);
+    }
+  } catch (error) {
+    if (token === showing) {
+      ui.failedText.textContent = `Cannot show ${item.name}: ${error.message}`;
+      ui.failed.hidden = false;
+    }
+  }
+  setExportEnabled();
+}
+
+// While an image waits or works, its After side would be empty: show the original
+// in full with a "working" note instead, and no divider.
+function showWorking(item) {
+  if (state.shown.id !== item.id) return;
+  ui.working.hidden = false;
+  ui.workingText.textContent = item.status === "waiting" ? "Waiting for its turn…" : `${item.stage || "Working"}…`;
+  ui.stage.classList.add("pending");
+  applyView();
+}
+
+function showBefore(bitmap) {
+  state.width = bitmap.width;
+  state.height = bitmap.height;
+  for (const canvas of [ui.before, ui.after]) {
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+  }
+  for (const el of [ui.before, ui.after, ui.afterBg]) {
+    el.style.width = `${bitmap.width}px`;
+    el.style.height = `${bitmap.height}px`;
+  }
+  ui.before.getContext("2d").drawImage(bitmap, 0, 0);
+  bitmap.close();
+  ui.after.getContext("2d").clearRect(0, 0, ui.after.width, ui.after.height);
+  ui.dropzone.classList.add("compact");
+  sizeStage();
+  fit();
+}
+
+function showAfter(bitmap) {
+  const ctx = ui.after.getContext("2d");
+  ctx.clearRect(0, 0, ui.after.width, ui.after.height);
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  ui.working.hidden = true;
+  ui.stage.classList.remove("pending");
+  state.split = 50;
+  ui.split.value = "50";
+  applyView();
+}
+
+// The stage takes the image's shape (up to most of the screen's height), so on a
+// phone a landscape photo does not sit in a tall empty box.
+function sizeStage() {
+  if (!state.width) return;
+  const width = ui.stage.clientWidth || ui.viewer.clientWidth;
+  const max = Math.min(window.innerHeight * (window.innerWidth < 700 ? 0.6 : 0.7), 760);
+  const scale = Math.min(1, width / state.width);
+  const height = Math.max(180, Math.min(max, state.height * scale));
+  ui.stage.style.height = `${Math.round(height)}px`;
+}
+
+function fitScale() {
+  const w = ui.stage.clientWidth;
+  const h = ui.stage.clientHeight;
+  return Math.min(w / state.width, h / state.height, 1);
+}
+
+function applyView() {
+  const { scale, x, y } = state.view;
+  const transform = `translate(${x}px, ${y}px) scale(${scale})`;
+  for (const el of [ui.before, ui.after, ui.afterBg]) el.style.transform = transform;
+  const pixelated = scale >= 2;
+  ui.before.classList.toggle("pixelated", pixelated);
+  ui.after.classList.toggle("pixelated", pixelated);
+  // Keep the checkerboard squares 16 screen pixels whatever the zoom.
+  ui.afterBg.style.backgroundSize = `${16 / scale}px ${16 / scale}px`;
+  ui.zoomLevel.textContent = `${Math.round(scale * 100)}%`;
+  const w = ui.stage.clientWidth;
+  const pending = ui.stage.classList.contains("pending");
+  const px = pending ? w : (state.split / 100) * w;
+  ui.layerAfter.style.clipPath = `inset(0 0 0 ${px}px)`;
+  ui.divider.style.left = `${px}px`;
+  ui.divider.hidden = pending;
+  // One finger scrolls the page unless the image is zoomed in (then it pans).
+  ui.stage.classList.toggle("zoomed", state.width > 0 && scale > fitScale() * 1.001);
+}
+
+function fit() {
+  const w = ui.stage.clientWidth;
+  const h = ui.stage.clientHeight;
+  if (!state.width || !w || !h) return;
+  const scale = fitScale();
+  state.view = { scale, x: (w - state.width * scale) / 2, y: (h - state.height * scale) / 2 };
+  applyView();
+}
+
+function zoomTo(scale, cx, cy) {
+  if (!state.width) return;
+  const w = ui.stage.clientWidth;
+  const h = ui.stage.clientHeight;
+  const min = Math.min(0.05, fitScale());
+  scale = Math.min(MAX_ZOOM, Math.max(min, scale));
+  const { scale: s, x, y } = state.view;
+  cx ??= w / 2;
+  cy ??= h / 2;
+  state.view = { scale, x: cx - ((cx - x) * scale) / s, y: cy - ((cy - y) * scale) / s };
+  applyView();
+}
+
+function setupViewer() {
+  $("zoom-in").addEventListener("click", () => zoomTo(state.view.scale * 1.5));
+  $("zoom-out").addEventListener("click", () => zoomTo(state.view.scale / 1.5));
+  $("zoom-fit").addEventListener("click", fit);
+  $("zoom-100").addEventListener("click", () => zoomTo(1));
+  ui.split.addEventListener("input", () => {
+    state.split = Number(ui.split.value);
+    applyView();
+  });
+  ui.stage.addEventListener(
+    "wheel",
+    (event) => {
+      event.preventDefault();
+      const rect = ui.stage.getBoundingClientRect();
+      const factor = Math.exp(-event.deltaY * (event.deltaMode === 1 ? 0.05 : 0.0015));
+      zoomTo(state.view.scale * factor, event.clientX - rect.left, event.clientY - rect.top);
+    },
+    { passive: false },
+  );
+  // Two fingers: pinch to zoom. The page must not scroll or zoom itself meanwhile.
+  ui.stage.addEventListener(
+    "touchstart",
+    (event) => {
+      if (event.touches.length >= 2) event.preventDefault();
+    },
+    { passive: false },
+  );
+  const pointers = new Map(); // pointerId -> {x, y}
+  let drag = null;
+  let pinch = null;
+  const pinchState = () => {
+    const [a, b] = [...pointers.values()];
+    return { distance: Math.hypot(a.x - b.x, a.y - b.y) || 1, cx: (a.x + b.x) / 2, cy: (a.y + b.y) / 2 };
+  };
+  ui.stage.addEventListener("pointerdown", (event) => {
+    if (event.pointerType === "mouse" && event.button !== 0) return;
+    pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (pointers.size === 2) {
+      drag = null;
+      pinch = { start: pinchState(), scale: state.view.scale };
+      for (const id of pointers.keys()) ui.stage.setPointerCapture(id);
+      return;
+    }
+    const onDivider = event.target.closest("#divider");
+    // A finger on the image at fit scrolls the page (touch-action: pan-y): no pan then.
+    if (!onDivider && event.pointerType === "touch" && !ui.stage.classList.contains("zoomed")) return;
+    drag = { mode: onDivider ? "split" : "pan", x: event.clientX, y: event.clientY, view: { ...state.view } };
+    ui.stage.setPointerCapture(event.pointerId);
+    ui.stage.classList.toggle("panning", drag.mode === "pan");
+  });
+  ui.stage.addEventListener("pointermove", (event) => {
+    if (pointers.has(event.pointerId)) pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (pinch && pointers.size >= 2) {
+      const now = pinchState();
+      const rect = ui.stage.getBoundingClientRect();
+      zoomTo(pinch.scale * (now.distance / pinch.start.distance), now.cx - rect.left, now.cy - rect.top);
+      return;
+    }
+    if (!drag) return;
+    if (drag.mode === "split") {
+      const rect = ui.stage.getBoundingClientRect();
+      state.split = Math.min(100, Math.max(0, ((event.clientX - rect.left) / rect.width) * 100));
+      ui.split.value = String(state.split);
+    } else {
+      state.view = { ...drag.view, x: drag.view.x + event.clientX - drag.x, y: drag.view.y + event.clientY - drag.y };
+    }
+    applyView();
+  });
+  const end = (event) => {
+    pointers.delete(event.pointerId);
+    if (pointers.size < 2) pinch = null;
+    drag = null;
+    ui.stage.classList.remove("panning");
+  };
+  ui.stage.addEventListener("pointerup", end);
+  ui.stage.addEventListener("pointercancel", end);
+  ui.stage.addEventListener("keydown", (event) => {
+    const step = 40;
+    const moves = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
+    if (event.key === "+" || event.key === "=") zoomTo(state.view.scale * 1.5);
+    else if (event.key === "-") zoomTo(state.view.scale / 1.5);
+    else if (event.key === "0") fit();
+    else if (event.key === "1") zoomTo(1);
+    else if (moves[event.key]) {
+      state.view.x += moves[event.key][0];
+      state.view.y += moves[event.key][1];
+      applyView();
+    } else return;
+    event.preventDefault();
+  });
+  let lastWidth = 0;
+  new ResizeObserver(() => {
+    if (!state.width) return;
+    const width = ui.stage.clientWidth;
+    if (width !== lastWidth) {
+      lastWidth = width;
+      sizeStage();
+      fit();
+    } else applyView();
+  }).observe(ui.stage);
+
+  for (const radio of document.querySelectorAll('input[name="bg"]')) {
+    radio.addEventListener("change", () => {
+      setBackground();
+      saveSettings();
+    });
+  }
+  ui.bgColor.addEventListener("input", () => {
+    document.querySelector('input[name="bg"][value="custom"]').checked = true;
+    setBackground();
+    saveSettings();
   });
 }
 
-async function ensureWorker() {
+// The preview background lives on its own element behind the cutout: Chromium does
+// not repaint the CSS background of a canvas that has been drawn into.
+function setBackground() {
+  const value = document.querySelector('input[name="bg"]:checked').value;
+  ui.afterBg.classList.toggle("bg-checker", value === "checker");
+  ui.afterBg.style.backgroundColor = { checker: "", white: "#ffffff", black: "#000000", custom: ui.bgColor.value }[value];
+  document.body.dataset.background = value;
+}
+
+// --- export ----------------------------------------------------------------------
+
+function setExportEnabled() {
+  const item = state.selected;
+  ui.exportButton.disabled = !(item && item.status === "done" && item.png) || state.busy;
+  ui.exportButton.textContent = `Download ${ui.format.value.toUpperCase()}`;
+  ui.formatNote.hidden = ui.format.value !== "webp";
+  ui.downloadAll.disabled = state.busy || !state.items.some((i) => i.status === "done");
+}
+
+function outputName(name, ext) {
+  const base = (name || "image").replace(/\.[^./\\]+$/, "") || "image";
+  return `${base}-cutout.${ext}`;
+}
+
+function save(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+async function encoded(item, format) {
+  if (format === "png") return { blob: item.png, ms: 0 };
+  await state.image.ready;
+  return state.image.call({ type: "webp", png: item.png });
+}
+
+async function exportSelected() {
+  const item = state.selected;
+  if (!item?.png || state.busy) return;
+  const format = ui.format.value;
+  const started = performance.now();
+  state.busy = true;
+  setExportEnabled();
   try {
-    return await state.ready;
+    const { blob } = await encoded(item, format);
+    const name = outputName(item.name, format);
+    save(blob, name);
+    document.body.dataset.exportMs = String(Math.round(performance.now() - started));
+    document.body.dataset.exported = String(item.id) + format;
+    setStatus(`Saved ${name} (${(blob.size / 1024).toFixed(0)} KB).`, { time: backendLabel() });
   } catch (error) {
-    if (error.fallback) {
-      setStatus(`WebGPU failed (${error.message}); switching to the CPU.`, { progress: true });
-      return startWorker("wasm");
-    }
-    throw error;
+    setStatus(`Export failed: ${error.message}`, { error: true });
+  } finally {
+    state.busy = false;
+    setExportEnabled();
   }
+}
+
+let zipModule = null;
+
+async function downloadAll() {
+  const done = state.items.filter((i) => i.status === "done" && i.png);
+  if (!done.length || state.busy) return;
+  const format = ui.format.value;
+  const started = performance.now();
+  state.busy = true;
+  setExportEnabled();
+  try {
+    zipModule ??= await import(config.zip);
+    const used = new Set();
+    const files = [];
+    for (const [n, item] of done.entries()) {
+      if (format !== "png") setStatus(`Encoding ${n + 1} of ${done.length} as WebP…`, { progress: n / done.length });
+      const { blob } = await encoded(item, format);
+      let name = outputName(item.name, format);
+      for (let k = 2; used.has(name.toLowerCase()); k++) name = outputName(`${item.name.replace(/\.[^.]+$/, "")}-${k}`, format);
+      used.add(name.toLowerCase());
+      files.push({ name, input: blob, lastModified: new Date() });
+    }
+    // Store-only ZIP, streamed into a Blob of this tab: nothing leaves the browser.
+    const zip = await zipModule.downloadZip(files).blob();
+    const name = `alphacut-cutouts-${done.length}.zip`;
+    save(new Blob([zip], { type: "application/zip" }), name);
+    const ms = performance.now() - started;
+    document.body.dataset.zipMs = String(Math.round(ms));
+    document.body.dataset.zipped = String(done.length);
+    setStatus(`Saved ${name}: ${done.length} cutout${done.length > 1 ? "s" : ""}, ${megabytes(zip.size)}, made in ${seconds(ms)}.`, {
+      time: backendLabel(),
+    });
+  } catch (error) {
+    setStatus(`Download all failed: ${error.message}`, { error: true });
+  } finally {
+    state.busy = false;
+    setExportEnabled();
+  }
+}
+
+// --- input: picker, drag and drop, paste -------------------------------------
+
+function setupInput() {
+  ui.fileInput.addEventListener("change", () => {
+    addFiles(ui.fileInput.files);
+    ui.fileInput.value = "";
+  });
+  ui.chooseButton.addEventListener("click", () => ui.fileInput.click());
+  let depth = 0;
+  document.addEventListener("dragenter", (event) => {
+    if (![...(event.dataTransfer?.types || [])].includes("Files")) return;
+    depth++;
+    document.body.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) document.body.classList.remove("dragging");
+  });
+  document.addEventListener("dragover", (event) => event.preventDefault());
+  document.addEventListener("drop", (event) => {
+    event.preventDefault();
+    depth = 0;
+    document.body.classList.remove("dragging");
+    addFiles(event.dataTransfer?.files || []);
+  });
+  document.addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData?.items || [])]
+      .filter((i) => i.kind === "file" && i.type.startsWith("image/"))
+      .map((i) => i.getAsFile())
+      .filter(Boolean)
+      .map((f) => (f.name && f.name !== "image.png" ? f : new File([f], "pasted-image.png", { type: f.type })));
+    if (files.length) {
+      event.preventDefault();
+      addFiles(files);
+    }
+  });
+  ui.exportButton.addEventListener("click", exportSelected);
+  ui.downloadAll.addEventListener("click", downloadAll);
+  ui.clearDone.addEventListener("click", clearFinished);
+  ui.format.addEventListener("change", () => {
+    setExportEnabled();
+    saveSettings();
+  });
+  ui.backendSelect.addEventListener("change", () => {
+    saveSettings();
+    if (state.inModel) {
+      setStatus("The backend changes after the current image.", {});
+    }
+    setStatus("Switching backend…", { progress: true });
+    startModel(ui.backendSelect.value);
+  });
 }
 
 // --- offline -------------------------------------------------------------------
@@ -174,11 +953,13 @@ async function watchOffline(backend) {
   const needed = [
     "/",
     config.worker,
+    config.zip,
     config.graphs.preprocess,
     config.graphs.postprocess,
     rt.bundle,
     rt.mjs,
     rt.wasm,
+    config.runtime.wasm.wasm,
     backend === "webgpu" ? null : config.model.wasm,
   ].filter(Boolean);
   for (let i = 0; i < 120; i++) {
@@ -201,329 +982,23 @@ async function watchOffline(backend) {
   }
 }
 
-// --- opening images ------------------------------------------------------------
-
-function outputName(name, ext) {
-  const base = (name || "image").replace(/\.[^./\\]+$/, "") || "image";
-  return `${base}-cutout.${ext}`;
-}
-
-async function openFile(blob, name) {
-  if (state.busy) return;
-  if (blob.type && !blob.type.startsWith("image/")) {
-    setStatus(`${name} is not an image: open a PNG, JPEG or WebP file.`, { error: true });
-    return;
-  }
-  state.busy = true;
-  state.file = { blob, name: name || "pasted-image.png" };
-  setExportEnabled(false);
-  try {
-    await cutOut();
-  } finally {
-    state.busy = false;
-  }
-}
-
-async function decode(blob) {
-  try {
-    // EXIF orientation applied, colours converted to sRGB.
-    return await createImageBitmap(blob, { imageOrientation: "from-image" });
-  } catch {
-    const kind = ACCEPTED.includes(blob.type) ? "it may be damaged or too large for this browser" : "supported: PNG, JPEG, WebP";
-    throw new Error(`Cannot read this image (${kind}).`);
-  }
-}
-
-async function cutOut() {
-  const started = performance.now();
-  const { blob, name } = state.file;
-  try {
-    setStatus("Reading the image…", { progress: true });
-    const bitmap = await decode(blob);
-    const { width, height } = bitmap;
-    if (width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS) {
-      bitmap.close();
-      const mp = ((width * height) / 1e6).toFixed(1);
-      throw new Error(
-        `This image is ${width} × ${height} (${mp} MP), more than a browser tab can process` +
-          ` (up to ${MAX_PIXELS / 1e6} MP, ${MAX_SIDE} px a side). Use the command line: alphacut cut ${name}`,
-      );
-    }
-    showBefore(bitmap);
-    ui.details.textContent = `${name}: ${width} × ${height} px`;
-    await ensureWorker();
-    let result;
-    let fellBack = "";
-    try {
-      result = await call({ type: "cut", bitmap }, [bitmap]);
-    } catch (error) {
-      if (!error.fallback) throw error;
-      fellBack = error.message;
-      // Read by the tests: why this cutout was redone on the CPU.
-      document.body.dataset.fallback = fellBack;
-      setStatus(`WebGPU failed (${fellBack}); retrying on the CPU…`, { progress: true });
-      await startWorker("wasm");
-      const again = await decode(blob);
-      result = await call({ type: "cut", bitmap: again }, [again]);
-    }
-    showAfter(result.bitmap);
-    const total = performance.now() - started;
-    const t = result.timings;
-    const note = fellBack ? ` Redone on the CPU: WebGPU failed (${fellBack}).` : "";
-    setStatus(`Done in ${seconds(total)}: subject ${seconds(t.inference)}, edges and colours ${seconds(t.refine)}.${note}`, {
-      time: backendLabel(),
-    });
-    state.resultId = result.id;
-    // Read by the tests and the benchmark.
-    document.body.dataset.cutMs = String(Math.round(total));
-    document.body.dataset.timings = JSON.stringify(t);
-    document.body.dataset.result = String(result.id);
-    setExportEnabled(true);
-  } catch (error) {
-    setStatus(error.message || String(error), { error: true });
-    if (/worker|memory/i.test(error.message || "")) {
-      // A crashed or exhausted worker is replaced, so the next image starts clean.
-      startWorker(ui.backendSelect.value).catch(() => {});
-    }
-  }
-}
-
-// --- viewer: before/after, zoom, pan ------------------------------------------
-
-function showBefore(bitmap) {
-  state.width = bitmap.width;
-  state.height = bitmap.height;
-  for (const canvas of [ui.before, ui.after]) {
-    canvas.width = bitmap.width;
-    canvas.height = bitmap.height;
-    canvas.style.width = `${bitmap.width}px`;
-    canvas.style.height = `${bitmap.height}px`;
-  }
-  ui.before.getContext("2d").drawImage(bitmap, 0, 0);
-  ui.after.getContext("2d").clearRect(0, 0, bitmap.width, bitmap.height);
-  ui.viewer.hidden = false;
-  ui.dropzone.classList.add("compact");
-  state.hasResult = false;
-  fit();
-}
-
-function showAfter(bitmap) {
-  const ctx = ui.after.getContext("2d");
-  ctx.clearRect(0, 0, ui.after.width, ui.after.height);
-  ctx.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  state.hasResult = true;
-}
-
-function applyView() {
-  const { scale, x, y } = state.view;
-  const transform = `translate(${x}px, ${y}px) scale(${scale})`;
-  ui.before.style.transform = transform;
-  ui.after.style.transform = transform;
-  const pixelated = scale >= 2;
-  ui.before.classList.toggle("pixelated", pixelated);
-  ui.after.classList.toggle("pixelated", pixelated);
-  // Keep the checkerboard squares 16 screen pixels whatever the zoom.
-  ui.after.style.backgroundSize = `${16 / scale}px ${16 / scale}px`;
-  ui.zoomLevel.textContent = `${Math.round(scale * 100)}%`;
-  const w = ui.stage.clientWidth;
-  const px = (state.split / 100) * w;
-  ui.layerAfter.style.clipPath = `inset(0 0 0 ${px}px)`;
-  ui.divider.style.left = `${px}px`;
-}
-
-function fit() {
-  const w = ui.stage.clientWidth;
-  const h = ui.stage.clientHeight;
-  if (!state.width || !w || !h) return;
-  const scale = Math.min(w / state.width, h / state.height, 1);
-  state.view = { scale, x: (w - state.width * scale) / 2, y: (h - state.height * scale) / 2 };
-  applyView();
-}
-
-function zoomTo(scale, cx, cy) {
-  const w = ui.stage.clientWidth;
-  const h = ui.stage.clientHeight;
-  const min = Math.min(0.05, w / state.width, h / state.height);
-  scale = Math.min(MAX_ZOOM, Math.max(min, scale));
-  const { scale: s, x, y } = state.view;
-  cx ??= w / 2;
-  cy ??= h / 2;
-  state.view = { scale, x: cx - ((cx - x) * scale) / s, y: cy - ((cy - y) * scale) / s };
-  applyView();
-}
-
-function setupViewer() {
-  $("zoom-in").addEventListener("click", () => zoomTo(state.view.scale * 1.5));
-  $("zoom-out").addEventListener("click", () => zoomTo(state.view.scale / 1.5));
-  $("zoom-fit").addEventListener("click", fit);
-  $("zoom-100").addEventListener("click", () => zoomTo(1));
-  ui.split.addEventListener("input", () => {
-    state.split = Number(ui.split.value);
-    applyView();
-  });
-  ui.stage.addEventListener(
-    "wheel",
-    (event) => {
-      event.preventDefault();
-      const rect = ui.stage.getBoundingClientRect();
-      const factor = Math.exp(-event.deltaY * (event.deltaMode === 1 ? 0.05 : 0.0015));
-      zoomTo(state.view.scale * factor, event.clientX - rect.left, event.clientY - rect.top);
-    },
-    { passive: false },
-  );
-  let drag = null;
-  ui.stage.addEventListener("pointerdown", (event) => {
-    if (event.button !== 0) return;
-    const onDivider = event.target.closest("#divider");
-    drag = { mode: onDivider ? "split" : "pan", x: event.clientX, y: event.clientY, view: { ...state.view } };
-    ui.stage.setPointerCapture(event.pointerId);
-    ui.stage.classList.toggle("panning", drag.mode === "pan");
-  });
-  ui.stage.addEventListener("pointermove", (event) => {
-    if (!drag) return;
-    if (drag.mode === "split") {
-      const rect = ui.stage.getBoundingClientRect();
-      state.split = Math.min(100, Math.max(0, ((event.clientX - rect.left) / rect.width) * 100));
-      ui.split.value = String(state.split);
-    } else {
-      state.view = { ...drag.view, x: drag.view.x + event.clientX - drag.x, y: drag.view.y + event.clientY - drag.y };
-    }
-    applyView();
-  });
-  const end = () => {
-    drag = null;
-    ui.stage.classList.remove("panning");
-  };
-  ui.stage.addEventListener("pointerup", end);
-  ui.stage.addEventListener("pointercancel", end);
-  ui.stage.addEventListener("keydown", (event) => {
-    const step = 40;
-    const moves = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
-    if (event.key === "+" || event.key === "=") zoomTo(state.view.scale * 1.5);
-    else if (event.key === "-") zoomTo(state.view.scale / 1.5);
-    else if (event.key === "0") fit();
-    else if (event.key === "1") zoomTo(1);
-    else if (moves[event.key]) {
-      state.view.x += moves[event.key][0];
-      state.view.y += moves[event.key][1];
-      applyView();
-    } else return;
-    event.preventDefault();
-  });
-  new ResizeObserver(() => (state.hasResult || state.width ? applyView() : null)).observe(ui.stage);
-
-  const setBackground = () => {
-    const value = document.querySelector('input[name="bg"]:checked').value;
-    ui.after.classList.toggle("bg-checker", value === "checker");
-    ui.after.style.backgroundColor = { checker: "", white: "#ffffff", black: "#000000", custom: ui.bgColor.value }[value];
-  };
-  for (const radio of document.querySelectorAll('input[name="bg"]')) radio.addEventListener("change", setBackground);
-  ui.bgColor.addEventListener("input", () => {
-    document.querySelector('input[name="bg"][value="custom"]').checked = true;
-    setBackground();
-  });
-}
-
-// --- export --------------------------------------------------------------------
-
-function setExportEnabled(enabled) {
-  ui.exportPng.disabled = !enabled;
-  ui.exportWebp.disabled = !enabled;
-}
-
-async function exportAs(format) {
-  if (!state.hasResult || state.busy) return;
-  const started = performance.now();
-  state.busy = true;
-  setExportEnabled(false);
-  try {
-    const msg = await call({ type: "export", format, resultId: state.resultId });
-    const url = URL.createObjectURL(msg.blob);
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = outputName(state.file.name, format);
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    const kb = (msg.blob.size / 1024).toFixed(0);
-    document.body.dataset.exportMs = String(Math.round(performance.now() - started));
-    document.body.dataset.exported = String(msg.id);
-    setStatus(`Saved ${link.download} (${kb} KB, encoded in ${seconds(msg.ms)}).`, { time: backendLabel() });
-  } catch (error) {
-    setStatus(`Export failed: ${error.message}`, { error: true });
-  } finally {
-    state.busy = false;
-    setExportEnabled(true);
-  }
-}
-
-// --- input: picker, drag and drop, paste -------------------------------------
-
-function setupInput() {
-  ui.fileInput.addEventListener("change", () => {
-    const file = ui.fileInput.files[0];
-    if (file) openFile(file, file.name);
-    ui.fileInput.value = "";
-  });
-  $("choose-button").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" || event.key === " ") {
-      event.preventDefault();
-      ui.fileInput.click();
-    }
-  });
-  $("new-image").addEventListener("click", () => ui.fileInput.click());
-  let depth = 0;
-  document.addEventListener("dragenter", (event) => {
-    if (![...(event.dataTransfer?.types || [])].includes("Files")) return;
-    depth++;
-    document.body.classList.add("dragging");
-  });
-  document.addEventListener("dragleave", () => {
-    depth = Math.max(0, depth - 1);
-    if (!depth) document.body.classList.remove("dragging");
-  });
-  document.addEventListener("dragover", (event) => event.preventDefault());
-  document.addEventListener("drop", (event) => {
-    event.preventDefault();
-    depth = 0;
-    document.body.classList.remove("dragging");
-    const file = [...(event.dataTransfer?.files || [])][0];
-    if (file) openFile(file, file.name);
-  });
-  document.addEventListener("paste", (event) => {
-    const item = [...(event.clipboardData?.items || [])].find((i) => i.kind === "file" && i.type.startsWith("image/"));
-    const file = item?.getAsFile();
-    if (file) {
-      event.preventDefault();
-      openFile(file, file.name && file.name !== "image.png" ? file.name : "pasted-image.png");
-    }
-  });
-  ui.exportPng.addEventListener("click", () => exportAs("png"));
-  ui.exportWebp.addEventListener("click", () => exportAs("webp"));
-  ui.backendSelect.addEventListener("change", () => {
-    if (state.busy) return;
-    setStatus("Switching backend…", { progress: true });
-    startWorker(ui.backendSelect.value).catch((error) => setStatus(error.message, { error: true }));
-  });
-}
-
 // --- start ---------------------------------------------------------------------
 
 async function main() {
+  // Touch screens without a mouse get touch wording (no "drop", no Ctrl+V).
+  const touch = matchMedia("(pointer: coarse)").matches || (navigator.maxTouchPoints > 0 && matchMedia("(hover: none)").matches);
+  document.documentElement.classList.toggle("touch", touch);
+  applySettings(loadSettings());
   setupViewer();
   setupInput();
+  setBackground();
+  setExportEnabled();
   const wanted = new URLSearchParams(location.search).get("backend");
   if (["auto", "webgpu", "wasm"].includes(wanted)) ui.backendSelect.value = wanted;
   setStatus("Starting…", { progress: true });
   await registerServiceWorker();
-  try {
-    startWorker(ui.backendSelect.value).catch(() => {}); // handled by ensureWorker
-    await ensureWorker();
-  } catch (error) {
-    setStatus(`Cannot load the model: ${error.message}`, { error: true });
-  }
+  startImageWorker();
+  startModel(ui.backendSelect.value);
 }
 
 main();

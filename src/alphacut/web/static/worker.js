@@ -1,46 +1,74 @@
-// alphacut inference worker: runs the pre-processing graph, the segmentation model
-// and the post-processing graph with onnxruntime-web, then encodes the export.
-// Same graphs as the Python engine, so the browser and Python give the same cutout.
+// alphacut workers: the page starts two copies of this script, so that image n+1 is
+// in the model while image n is refined and encoded (a queue of N photos takes about
+// N model runs). Same graphs as the Python engine, so the browser and Python agree.
 //
-// Messages in:  {type: "init", config, backend: "auto" | "webgpu" | "wasm"}
-//               {type: "cut", id, bitmap}            (ImageBitmap, transferred)
-//               {type: "export", id, resultId, format}  ("png" | "webp")
+//   role "model": the segmentation model only (WebGPU or WASM).
+//   role "image": decoding, the pre-processing graph, the post-processing graph at
+//                 full resolution, PNG/WebP encoding and thumbnails (always WASM).
+//
+// Messages in:  {type: "init", config, role, backend: "auto" | "webgpu" | "wasm"}
+//   model:      {type: "infer", id, input}           (Float32Array 1x3xSxS, transferred)
+//   image:      {type: "prepare", id, blob}          decode, check size, pre-process
+//               {type: "finish", id, job, mask, dims} refine the prepared image `job`,
+//                                                    encode PNG, thumbnail
+//               {type: "drop", id}                   forget the prepared image `id`
+//               {type: "webp", id, png}              re-encode a finished PNG as WebP
 // Messages out: {type: "progress", id?, stage, done?, total?}
 //               {type: "ready", backend, detail, threads, ms}
-//               {type: "result", id, bitmap, width, height, ms}
-//               {type: "exported", id, blob, ms}
+//               {type: "prepared", id, input, width, height, thumb, ms}
+//               {type: "mask", id, mask, ms}
+//               {type: "finished", id, png, thumb, width, height, timings}
+//               {type: "encoded", id, blob, ms}
 //               {type: "error", id?, message, fallback}
 
 let ort = null;
 let sessions = null;
 let backend = "wasm";
+let role = "model";
 let config = null;
-let current = null; // {id, rgba, width, height}
+const jobs = new Map(); // image role: id -> {pixels, inputAlpha, width, height}
+let lock = Promise.resolve(); // onnxruntime calls of this worker, one at a time
+
+// Beyond this the post-processing at full resolution does not fit the 4 GiB a
+// WebAssembly page may use; the Python engine (`alphacut cut`) has no such limit.
+const MAX_PIXELS = 36e6;
+const MAX_SIDE = 32767; // the browser's canvas limit
+const THUMB = 96; // thumbnail box, CSS pixels (drawn at 2x for sharp screens)
 
 const post = (message, transfer = []) => self.postMessage(message, transfer);
 const now = () => performance.now();
+
+function serial(fn) {
+  const run = lock.then(fn, fn);
+  lock = run.catch(() => {});
+  return run;
+}
 
 self.onmessage = async (event) => {
   const msg = event.data;
   try {
     if (msg.type === "init") await init(msg);
-    else if (msg.type === "cut") await cut(msg);
-    else if (msg.type === "export") await exportImage(msg);
+    else if (msg.type === "infer") await infer(msg);
+    else if (msg.type === "prepare") await prepare(msg);
+    else if (msg.type === "finish") await finish(msg);
+    else if (msg.type === "drop") jobs.delete(msg.id);
+    else if (msg.type === "webp") await encodeWebp(msg);
   } catch (error) {
+    if (msg.id !== undefined) jobs.delete(msg.id);
     const message = describe(error);
-    // A WebGPU failure is worth retrying on the CPU; the page starts a WASM worker.
-    post({ type: "error", id: msg.id, message, fallback: backend === "webgpu" });
+    // A WebGPU failure is worth retrying on the CPU; the page restarts the model worker on WASM.
+    post({ type: "error", id: msg.id, message, fallback: role === "model" && backend === "webgpu" });
   }
 };
 
 function describe(error) {
   if (typeof error === "number") {
     // onnxruntime-web reports some WASM aborts as a bare pointer.
-    return "the model ran out of memory in this tab (try a smaller image)";
+    return "the browser ran out of memory for this image (try a smaller one, or alphacut cut)";
   }
   const text = String(error?.message ?? error);
   if (/out of memory|Array buffer allocation failed|Aborted\(\)|memory access out of bounds/i.test(text)) {
-    return `the browser ran out of memory for this image (${text}); try a smaller image`;
+    return `the browser ran out of memory for this image (${text}); try a smaller one, or alphacut cut`;
   }
   return text;
 }
@@ -98,9 +126,9 @@ async function fetchBytes(url, stage) {
 
 async function init(msg) {
   config = msg.config;
+  role = msg.role || "model";
   const t0 = now();
-  post({ type: "progress", stage: "Loading the runtime" });
-  const choice = await chooseBackend(msg.backend || "auto");
+  const choice = role === "model" ? await chooseBackend(msg.backend || "auto") : { backend: "wasm" };
   backend = choice.backend;
   const rt = config.runtime[backend];
   ort = await import(rt.bundle);
@@ -110,39 +138,98 @@ async function init(msg) {
   // Threads need cross-origin isolation (SharedArrayBuffer); the server sends the headers.
   const threads = self.crossOriginIsolated ? Math.max(1, self.navigator.hardwareConcurrency || 1) : 1;
   ort.env.wasm.numThreads = threads;
-
+  // logSeverityLevel 3: errors only (warnings would land in the console as errors).
+  // No spinning: the two workers share the cores, and a spinning idle pool steals them.
+  const cpu = {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+    logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
+  };
+  if (role === "image") {
+    const [pre, postGraph] = await Promise.all([
+      fetchBytes(config.graphs.preprocess),
+      fetchBytes(config.graphs.postprocess),
+    ]);
+    sessions = {
+      pre: await ort.InferenceSession.create(pre, cpu),
+      post: await ort.InferenceSession.create(postGraph, cpu),
+    };
+    post({ type: "ready", backend, detail: "", threads, ms: now() - t0 });
+    return;
+  }
+  post({ type: "progress", stage: "Loading the runtime" });
   const modelUrl = choice.modelUrl || config.model.wasm;
   const mb = (config.model.size / 1e6).toFixed(0);
-  const [pre, postGraph, model] = await Promise.all([
-    fetchBytes(config.graphs.preprocess),
-    fetchBytes(config.graphs.postprocess),
-    fetchBytes(modelUrl, `Loading the ${config.model.name} model (${mb} MB, once)`),
-  ]);
+  const model = await fetchBytes(modelUrl, `Loading the ${config.model.name} model (${mb} MB, once)`);
   post({ type: "progress", stage: "Preparing the model" });
-  // logSeverityLevel 3: errors only (warnings would land in the console as errors).
-  const cpu = { executionProviders: ["wasm"], graphOptimizationLevel: "all", logSeverityLevel: 3 };
-  const pre_ = await ort.InferenceSession.create(pre, cpu);
-  const post_ = await ort.InferenceSession.create(postGraph, cpu);
-  const model_ = await ort.InferenceSession.create(model, {
-    executionProviders: [backend === "webgpu" ? "webgpu" : "wasm"],
-    logSeverityLevel: 3,
-    graphOptimizationLevel: "all",
-  });
-  sessions = { pre: pre_, post: post_, model: model_ };
+  const options = backend === "webgpu" ? { ...cpu, executionProviders: ["webgpu"] } : cpu;
+  sessions = { model: await ort.InferenceSession.create(model, options) };
   const detail = backend === "wasm" ? `CPU (WebAssembly, ${threads} thread${threads > 1 ? "s" : ""})` : choice.detail;
   post({ type: "ready", backend, detail, why: choice.why || null, threads, ms: now() - t0 });
 }
 
-async function cut(msg) {
-  if (!sessions) throw new Error("the model is not loaded yet");
-  const { id, bitmap } = msg;
-  const width = bitmap.width;
-  const height = bitmap.height;
-  const n = width * height;
-  const timings = {};
-  let t = now();
+// --- model role ------------------------------------------------------------------
 
-  post({ type: "progress", id, stage: "Reading the image" });
+async function infer(msg) {
+  if (!sessions?.model) throw new Error("the model is not loaded yet");
+  const t = now();
+  const size = config.model.inputSize || 1024;
+  const input = new ort.Tensor("float32", msg.input, [1, 3, size, size]);
+  const model = sessions.model;
+  const inputName = model.inputNames[0];
+  const outputName = model.outputNames.includes("output") ? "output" : model.outputNames[0];
+  const outputs = await model.run({ [inputName]: input }, [outputName]);
+  const out = outputs[outputName];
+  let mask = out.data;
+  if (backend === "webgpu") {
+    // Some WebGPU kernels fail silently with an all-zero result: treat it as a failure.
+    let any = false;
+    for (let i = 0; i < mask.length; i += 7) if (mask[i] !== 0) { any = true; break; }
+    if (!any) throw new Error("WebGPU returned an empty mask");
+  }
+  if (mask.byteOffset !== 0 || mask.byteLength !== mask.buffer.byteLength) mask = mask.slice();
+  post({ type: "mask", id: msg.id, mask, dims: out.dims, ms: now() - t }, [mask.buffer]);
+}
+
+// --- image role ------------------------------------------------------------------
+
+async function decode(blob) {
+  try {
+    // EXIF orientation applied, colours converted to sRGB.
+    return await createImageBitmap(blob, { imageOrientation: "from-image" });
+  } catch {
+    const accepted = ["image/png", "image/jpeg", "image/webp"].includes(blob.type);
+    throw new Error(`cannot read this image (${accepted ? "it may be damaged or too large for this browser" : "supported: PNG, JPEG, WebP"})`);
+  }
+}
+
+async function thumbnail(source, width, height) {
+  const scale = Math.min(1, (2 * THUMB) / Math.max(width, height));
+  const w = Math.max(1, Math.round(width * scale));
+  const h = Math.max(1, Math.round(height * scale));
+  const small = await createImageBitmap(source, { resizeWidth: w, resizeHeight: h, resizeQuality: "medium" });
+  const canvas = new OffscreenCanvas(w, h);
+  canvas.getContext("2d").drawImage(small, 0, 0);
+  small.close();
+  return canvas.convertToBlob({ type: "image/png" });
+}
+
+async function prepare(msg) {
+  const { id, blob } = msg;
+  const t = now();
+  const bitmap = await decode(blob);
+  const { width, height } = bitmap;
+  if (width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS) {
+    bitmap.close();
+    const mp = ((width * height) / 1e6).toFixed(1);
+    throw new Error(
+      `this image is ${width} × ${height} (${mp} MP), more than a browser tab can process` +
+        ` (up to ${MAX_PIXELS / 1e6} MP, ${MAX_SIDE} px a side): use the command line, alphacut cut`,
+    );
+  }
+  const thumb = await thumbnail(bitmap, width, height);
+  const n = width * height;
   const canvas = new OffscreenCanvas(width, height);
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   ctx.drawImage(bitmap, 0, 0);
@@ -171,31 +258,26 @@ async function cut(msg) {
       }
     }
   }
-
-  timings.read = now() - t;
-  post({ type: "progress", id, stage: "Finding the subject" });
+  const read = now() - t;
   const image = new ort.Tensor("uint8", pixels, [1, height, width, 4]);
-  const { input } = await sessions.pre.run({ image }, ["input"]);
-  timings.preprocess = now() - t - timings.read;
-  const inputName = sessions.model.inputNames[0];
-  const outputName = sessions.model.outputNames.includes("output") ? "output" : sessions.model.outputNames[0];
-  const outputs = await sessions.model.run({ [inputName]: input }, [outputName]);
-  const mask = outputs[outputName];
-  input.dispose?.();
-  timings.model = now() - t - timings.read - timings.preprocess;
-  if (backend === "webgpu") {
-    // Some WebGPU kernels fail silently with an all-zero result: treat it as a failure.
-    const m = mask.data;
-    let any = false;
-    for (let i = 0; i < m.length; i += 7) if (m[i] !== 0) { any = true; break; }
-    if (!any) throw new Error("WebGPU returned an empty mask");
-  }
-  timings.inference = now() - t;
-  t = now();
+  const result = await serial(() => sessions.pre.run({ image }, ["input"]));
+  let input = result.input.data;
+  if (input.byteOffset !== 0 || input.byteLength !== input.buffer.byteLength) input = input.slice();
+  jobs.set(id, { pixels, inputAlpha, width, height, timings: { read, preprocess: now() - t - read } });
+  post({ type: "prepared", id, input, width, height, thumb, ms: now() - t }, [input.buffer]);
+}
 
-  post({ type: "progress", id, stage: "Refining edges and colours" });
-  const result = await sessions.post.run({ image, mask }, ["alpha", "rgba"]);
-  mask.dispose?.();
+async function finish(msg) {
+  const job = jobs.get(msg.job);
+  if (!job) throw new Error("this image was dropped before it was finished");
+  jobs.delete(msg.job);
+  const { pixels, inputAlpha, width, height, timings } = job;
+  const n = width * height;
+  let t = now();
+  const size = config.model.inputSize || 1024;
+  const image = new ort.Tensor("uint8", pixels, [1, height, width, 4]);
+  const mask = new ort.Tensor("float32", msg.mask, msg.dims || [1, 1, size, size]);
+  const result = await serial(() => sessions.post.run({ image, mask }, ["alpha", "rgba"]));
   // The graph returns the cutout as uint8 RGBA, straight (what ImageData wants).
   const out = result.rgba.data;
   const rgba = new Uint8ClampedArray(out.buffer, out.byteOffset, n * 4);
@@ -204,34 +286,31 @@ async function cut(msg) {
     const alpha = result.alpha.data;
     for (let i = 0; i < n; i++) rgba[4 * i + 3] = alpha[i] * inputAlpha[i];
   }
-  result.alpha.dispose?.();
   timings.refine = now() - t;
-
-  current = { id, rgba, width, height };
-  const shown = await createImageBitmap(new ImageData(rgba, width, height));
-  post({ type: "result", id, bitmap: shown, width, height, timings }, [shown]);
+  t = now();
+  const png = await encodePNG(rgba, width, height);
+  timings.encode = now() - t;
+  const thumb = await thumbnail(new ImageData(rgba, width, height), width, height);
+  post({ type: "finished", id: msg.id, png, thumb, width, height, timings });
 }
 
-async function exportImage(msg) {
-  if (!current || current.id !== msg.resultId) throw new Error("no cutout to export");
+async function encodeWebp(msg) {
   const t = now();
-  post({ type: "progress", id: msg.id, stage: `Encoding ${msg.format.toUpperCase()}` });
-  const { rgba, width, height } = current;
-  let blob;
-  if (msg.format === "png") {
-    blob = await encodePNG(rgba, width, height);
-  } else if (msg.format === "webp") {
-    if (width > 16383 || height > 16383) throw new Error("WebP cannot hold images wider or taller than 16383 pixels: use PNG");
-    const canvas = new OffscreenCanvas(width, height);
-    canvas.getContext("2d").putImageData(new ImageData(rgba, width, height), 0, 0);
-    // quality 1 selects the browser's lossless WebP encoder.
-    blob = await canvas.convertToBlob({ type: "image/webp", quality: 1 });
-    canvas.width = canvas.height = 1;
-    if (blob.type !== "image/webp") throw new Error("this browser cannot encode WebP: use PNG");
-  } else {
-    throw new Error(`unknown format ${msg.format}`);
+  const bitmap = await createImageBitmap(msg.png, { premultiplyAlpha: "none", colorSpaceConversion: "none" });
+  const { width, height } = bitmap;
+  if (width > 16383 || height > 16383) {
+    bitmap.close();
+    throw new Error("WebP cannot hold images wider or taller than 16383 pixels: use PNG");
   }
-  post({ type: "exported", id: msg.id, blob, format: msg.format, ms: now() - t });
+  const canvas = new OffscreenCanvas(width, height);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  bitmap.close();
+  // quality 1 selects the browser's lossless WebP encoder; the canvas is premultiplied,
+  // which rounds the colours of nearly transparent pixels (the page says so).
+  const blob = await canvas.convertToBlob({ type: "image/webp", quality: 1 });
+  canvas.width = canvas.height = 1;
+  if (blob.type !== "image/webp") throw new Error("this browser cannot encode WebP: use PNG");
+  post({ type: "encoded", id: msg.id, blob, ms: now() - t });
 }
 
 // --- PNG encoder -----------------------------------------------------------
