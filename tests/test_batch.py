@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ import pytest
 from fake_session import FakeSession
 from PIL import Image
 
-from alphacut import Options
+from alphacut import Options, imageio
 from alphacut.batch import (
     REPORT_CSV,
     REPORT_JSON,
@@ -157,6 +159,162 @@ def test_clean_partials_removes_only_temporary_files(tmp_path: Path) -> None:
     (tmp_path / "notes.part").write_bytes(b"not ours")
     assert clean_partials(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.png", "notes.part"]
+
+
+def test_clean_partials_leaves_a_live_writers_file(tmp_path: Path) -> None:
+    import fcntl
+
+    live = tmp_path / ".b.png.live1.part"
+    with live.open("wb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # what atomic_write holds while it writes
+        (tmp_path / ".a.png.dead1.part").write_bytes(b"left by kill -9")
+        assert clean_partials(tmp_path) == 1
+        assert live.exists() and not (tmp_path / ".a.png.dead1.part").exists()
+    assert clean_partials(tmp_path) == 1 and not live.exists()
+
+
+def _tiff_pages(broken_page: int | None = None) -> bytes:
+    """A three-page TIFF; ``broken_page`` gets an unknown compression (Pillow raised KeyError)."""
+    import struct
+
+    buf = io.BytesIO()
+    pages = [Image.new("RGB", (16, 12), c) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
+    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:])
+    b = bytearray(buf.getvalue())
+    if broken_page is None:
+        return bytes(b)
+    (ifd,) = struct.unpack("<I", b[4:8])
+    for _ in range(broken_page):
+        (count,) = struct.unpack("<H", b[ifd : ifd + 2])
+        (ifd,) = struct.unpack("<I", b[ifd + 2 + 12 * count : ifd + 6 + 12 * count])
+    (count,) = struct.unpack("<H", b[ifd : ifd + 2])
+    for i in range(count):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack("<H", b[entry : entry + 2])[0] == 259:  # Compression
+            b[entry + 8 : entry + 12] = struct.pack("<I", 0xFFFF)
+    return bytes(b)
+
+
+def test_any_failure_of_one_input_is_its_row_and_the_rest_are_done(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "in"
+    _small_jpeg(src / "a.jpg")
+    (src / "pages.tif").write_bytes(_tiff_pages())
+    (src / "broken-first.tif").write_bytes(_tiff_pages(broken_page=0))
+    (src / "broken-later.tif").write_bytes(_tiff_pages(broken_page=2))  # the first page is still cut out
+    with (src / "huge.jpg").open("wb") as f:  # `truncate -s 1T huge.jpg`: MemoryError when read whole
+        f.truncate(1 << 40)
+    crc = bytearray(_png(8, 8))
+    crc[29] ^= 0xFF  # the IHDR chunk's CRC
+    (src / "crc.png").write_bytes(bytes(crc))
+    _small_jpeg(src / "z.jpg")
+    # Anything else a decoder raises: a bug in a decoder is still one input's failure.
+    real_decode = imageio.decode
+
+    def decode(data, **kw):  # type: ignore[no-untyped-def]
+        if isinstance(data, bytes) and data[:4] == b"\xff\xd8\xff\xe0" and b"POISON" in data:
+            raise struct.error("unpack requires a buffer of 4 bytes")
+        return real_decode(data, **kw)
+
+    monkeypatch.setattr(imageio, "decode", decode)
+    (src / "poison.jpg").write_bytes((src / "a.jpg").read_bytes() + b"POISON")
+
+    out = tmp_path / "out"
+    report = run_batch(src, out, options=Options(), session=FakeSession())
+    errors = {f["input"]: f["error"] for f in report.failures}
+    assert set(errors) == {"broken-first.tif", "huge.jpg", "crc.png", "poison.jpg"}
+    assert "corrupt TIFF" in errors["broken-first.tif"]
+    assert "1.1 TB" in errors["huge.jpg"] and "--max-megapixels" in errors["huge.jpg"]
+    assert "corrupt PNG" in errors["crc.png"]
+    assert "unexpected error" in errors["poison.jpg"] and "re-export" in errors["poison.jpg"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.png", "broken-later.png", "pages.png", "z.png"]
+    data = json.loads((out / REPORT_JSON).read_text())
+    assert data["counts"]["failed"] == 4 and data["counts"]["ok"] == 4
+    with Ledger(out / LEDGER_NAME) as ledger:
+        assert ledger.get("huge.jpg").status == "failed"  # type: ignore[union-attr]
+
+
+def _png(w: int, h: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (9, 9, 9)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_an_input_folder_named_like_an_output_does_not_collide(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    _small_jpeg(src / "x.jpg")  # would be OUT/x.png...
+    _small_jpeg(src / "x.png" / "y.jpg")  # ...where the folder x.png/ is mirrored
+    out = tmp_path / "out"
+    report = run_batch(src, out, options=Options(), session=FakeSession())
+    assert not report.failures
+    assert (out / "x-jpg.png").is_file() and (out / "x.png" / "y.png").is_file()
+
+
+def test_a_file_in_the_way_in_out_is_that_inputs_failure(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    _small_jpeg(src / "sub" / "a.jpg")
+    _small_jpeg(src / "b.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_text("a file where the folder sub/ must go")
+    report = run_batch(src, out, options=Options(), session=FakeSession())
+    errors = {f["input"]: f["error"] for f in report.failures}
+    assert list(errors) == ["sub/a.jpg"] and "in the way" in errors["sub/a.jpg"]
+    assert (out / "b.png").is_file()
+
+
+def test_a_second_run_on_the_same_out_refuses_at_once(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = Batch(folder, out, options=Options(), session=FakeSession())  # type: ignore[arg-type]
+    try:
+        with pytest.raises(AlphacutError, match=f"another alphacut run \\(process {os.getpid()}\\) is working in"):
+            run_batch(folder, out, options=Options(), session=FakeSession())
+        # In another process too (the lock is the operating system's, not this process's).
+        code = ("import sys; from alphacut.fsutil import FolderLock\n"
+                "try:\n    FolderLock(sys.argv[1]).acquire()\nexcept Exception as e:\n    print(e); sys.exit(3)")
+        other = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=60)
+        assert other.returncode == 3 and "wait for it to finish" in other.stdout
+    finally:
+        first.close()
+    report = run_batch(folder, out, options=Options(), session=FakeSession())  # released: runs
+    assert report.done == 3
+
+
+def test_a_killed_run_leaves_the_lock_free(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = ("import sys, time; from alphacut.fsutil import FolderLock\n"
+            "FolderLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        with pytest.raises(AlphacutError, match="another alphacut run"):
+            run_batch(folder, out, options=Options(), session=FakeSession())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert run_batch(folder, out, options=Options(), session=FakeSession()).done == 3
+
+
+def test_a_full_disk_stops_the_run_and_keeps_the_ledger(folder: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from alphacut import ledger as ledger_module
+
+    out = tmp_path / "out"
+    run_batch(folder, out, options=Options(), session=FakeSession())
+    (out / "deep" / "c.png").unlink()  # one input to redo
+    original = ledger_module.Ledger.record
+
+    def record(self, *args, **kw):  # type: ignore[no-untyped-def]
+        with ledger_module._translated(self.path):  # what SQLite raises on a full disk, as the ledger sees it
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ledger_module.Ledger, "record", record)
+    with pytest.raises(AlphacutError) as info:
+        run_batch(folder, out, options=Options(), session=FakeSession())
+    assert "free some space" in str(info.value) and "move it away" not in str(info.value)
+    monkeypatch.setattr(ledger_module.Ledger, "record", original)
+    report = run_batch(folder, out, options=Options(), session=FakeSession())  # space freed: it resumes
+    assert report.skipped == 3 and report.failed == 3 and (out / "deep" / "c.png").is_file()
 
 
 @pytest.mark.parametrize(("batch_size", "post_workers", "model_workers"), [(1, 0, 1), (1, 1, 1), (3, 2, 1), (1, 0, 2),

@@ -66,3 +66,37 @@ def test_fingerprint_follows_options_and_model() -> None:
     assert base != fingerprint(Options(refine=False), "a" * 64)
     assert base != fingerprint(Options(), "b" * 64)
     assert sha256_bytes(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+@pytest.mark.parametrize(("sqlite_says", "advice"), [
+    ("attempt to write a readonly database", "make it writable and run the same command again"),
+    ("unable to open database file", "make it writable and run the same command again"),
+    ("database or disk is full", "free some space on that disk and run the same command again"),
+])
+def test_a_read_only_or_full_out_keeps_the_resume_state(tmp_path: Path, sqlite_says: str, advice: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    with Ledger.in_folder(tmp_path) as ledger:
+        ledger.record("a.jpg", sha256="x", size=1, mtime_ns=2, options="o", status="done", output="a.png")
+
+        class Refusing:
+            def __init__(self, db: sqlite3.Connection) -> None:
+                self.db = db
+
+            def execute(self, *args: object) -> None:
+                raise sqlite3.OperationalError(sqlite_says)
+
+            def __enter__(self) -> Refusing:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        real = ledger._db
+        monkeypatch.setattr(ledger, "_db", Refusing(real))
+        with pytest.raises(OutputError) as info:
+            ledger.record("b.jpg", sha256="y", size=1, mtime_ns=2, options="o", status="failed", error="e")
+        monkeypatch.setattr(ledger, "_db", real)
+    message = str(info.value)
+    assert advice in message and "ledger keeps what is done" in message and "move it away" not in message
+    with Ledger.in_folder(tmp_path) as ledger:  # the resume state is intact
+        assert ledger.get("a.jpg") is not None and ledger.get("b.jpg") is None

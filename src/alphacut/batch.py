@@ -10,7 +10,14 @@ Every input is accounted for in the :class:`~alphacut.ledger.Ledger` in the outp
 folder, so a rerun (after a crash, a ``kill -9`` or new files) skips what is done
 and retries what failed. Outputs are written with
 :func:`~alphacut.fsutil.atomic_write`; the temporary files a killed run leaves are
-removed by the next run. Inputs are only ever read.
+removed by the next run. Inputs are only ever read. One run at a time works in an
+output folder (:class:`~alphacut.fsutil.FolderLock`): a second one refuses at once.
+
+Whatever one input makes fail (a damaged file can make a decoder raise anything, a
+huge one ``MemoryError``, a file where a folder should be ``NotADirectoryError``)
+becomes that input's ``failed`` row, through :func:`load_input` and
+:func:`write_output`, the per-input boundary ``cut`` uses too; the run carries on.
+Only what stops every input (the ledger cannot be written: a full disk) stops it.
 """
 
 from __future__ import annotations
@@ -19,7 +26,6 @@ import csv
 import io
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,9 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import models, variants
-from .errors import AlphacutError, DecodeError, OutputError
-from .fsutil import atomic_write
+from . import imageio, models, variants
+from .errors import AlphacutError, OutputError, input_failure
+from .fsutil import FolderLock, atomic_write, clean_partials
+from .imageio import DecodedImage
 from .ledger import LEDGER_NAME, Entry, Ledger, fingerprint, sha256_bytes
 from .options import Options
 from .providers import resolve_providers, usable_cores
@@ -46,6 +53,8 @@ __all__ = [
     "run_batch",
     "scan",
     "clean_partials",
+    "load_input",
+    "write_output",
     "batched_model_path",
     "default_batch_size",
     "output_name",
@@ -61,8 +70,7 @@ REPORT_JSON = "alphacut-report.json"
 REPORT_CSV = "alphacut-report.csv"
 EXTENSIONS = {"png": "png", "webp": "webp", "jpeg": "jpg"}
 GPU_BATCH_SIZE = 8
-# What fsutil.atomic_write names its temporary files: ".<name>.<random>.part".
-_PARTIAL = re.compile(r"^\..+\.[A-Za-z0-9_]+\.part$")
+_FOLDER = "\0folder"  # claims an output name that an input folder's mirror needs
 
 
 @dataclass
@@ -191,15 +199,25 @@ def scan(in_dir: Path, out_dir: Path | None = None) -> tuple[list[Path], list[Pa
     return sorted(images), sorted(ignored)
 
 
-def clean_partials(out_dir: Path) -> int:
-    """Remove the temporary files a killed run left in ``out_dir``; how many there were."""
-    removed = 0
-    for root, _dirs, files in os.walk(out_dir):
-        for name in files:
-            if _PARTIAL.match(name):
-                Path(root, name).unlink(missing_ok=True)
-                removed += 1
-    return removed
+def load_input(read: Callable[[], bytes], options: Options) -> DecodedImage:
+    """Read and decode one input: the per-input boundary of every run over many images.
+
+    Whatever ``read`` or the decoders raise (bar ``KeyboardInterrupt`` and
+    ``SystemExit``) comes out as the :class:`AlphacutError` the input's record gets.
+    """
+    try:
+        return imageio.decode(read(), max_megapixels=options.max_megapixels, color=options.color)
+    except Exception as exc:
+        raise input_failure(exc, doing="reading") from exc
+
+
+def write_output(path: Path, cutout: Any, options: Options, *, overwrite: bool) -> None:
+    """Encode ``cutout`` as ``options`` say and write it atomically to ``path``: the other
+    side of the per-input boundary (see :func:`load_input`)."""
+    try:
+        atomic_write(path, cutout.encode(options), overwrite=overwrite)
+    except Exception as exc:
+        raise input_failure(exc, doing="writing") from exc
 
 
 def default_batch_size(session: Session) -> int:
@@ -294,12 +312,19 @@ class Batch:
         self.model_workers = model_workers
         self.writers = writers
         self.fingerprint = fingerprint(options, session.spec.sha256)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.ledger = Ledger(self.out_dir / LEDGER_NAME)
+        self.lock = FolderLock(self.out_dir).acquire()  # before anything is read or cleaned in OUT
+        try:
+            self.ledger = Ledger(self.out_dir / LEDGER_NAME)
+        except BaseException:
+            self.lock.release()
+            raise
         self.ext = EXTENSIONS[options.format]
 
     def close(self) -> None:
-        self.ledger.close()
+        try:
+            self.ledger.close()
+        finally:
+            self.lock.release()
 
     def __enter__(self) -> Batch:
         return self
@@ -313,6 +338,11 @@ class Batch:
     def plan(self, paths: Iterable[Path]) -> tuple[list[Job], list[Result]]:
         """Jobs to run, and the inputs skipped because an earlier run did them."""
         claimed = self.ledger.outputs()  # output -> input
+        paths = list(paths)
+        for path in paths:  # an input folder x.png/ mirrored in OUT: no output file may take its name
+            for folder in Path(self.rel(path)).parents:
+                if str(folder) != ".":
+                    claimed.setdefault(folder.as_posix(), _FOLDER)
         jobs: list[Job] = []
         skipped: list[Result] = []
         for path in paths:
@@ -354,17 +384,17 @@ class Batch:
         """Cut out ``jobs``; yields each input's :class:`Result` once its ledger row is written."""
         from .pipeline import stream
 
-        def read(job: Job) -> bytes:
-            try:
-                data = job.source.read_bytes()
-            except OSError as exc:
-                raise DecodeError(f"cannot read {job.rel}: {exc.strerror or exc}") from None
+        def read_bytes(job: Job) -> bytes:
+            data = imageio.read_file(job.source, max_megapixels=self.options.max_megapixels)
             job.sha256 = sha256_bytes(data)
             return data
 
+        def read(job: Job) -> DecodedImage:
+            return load_input(lambda: read_bytes(job), self.options)
+
         def save(job: Job, cutout: Any, seconds: float) -> Result:
             try:
-                atomic_write(self.out_dir / job.output_rel, cutout.encode(self.options), overwrite=True)
+                write_output(self.out_dir / job.output_rel, cutout, self.options, overwrite=True)
             except AlphacutError as exc:
                 return self._failed(job, exc, seconds)
             self.ledger.record(
@@ -396,13 +426,8 @@ class Batch:
                 yield fut.result()
 
     def _failed(self, job: Job, exc: AlphacutError, seconds: float) -> Result:
-        sha = job.sha256
-        if sha is None:  # the read itself failed
-            try:
-                sha = sha256_bytes(job.source.read_bytes())
-            except OSError:
-                sha = ""
-        self.ledger.record(job.rel, sha256=sha, size=job.size, mtime_ns=job.mtime_ns, options=self.fingerprint,
+        # No hash when the read itself failed: reading again (a 1 TB file) would fail the same way.
+        self.ledger.record(job.rel, sha256=job.sha256 or "", size=job.size, mtime_ns=job.mtime_ns, options=self.fingerprint,
                            status="failed", error=str(exc), seconds=seconds)
         return Result(rel=job.rel, status="failed", error=str(exc), seconds=round(seconds, 3))
 
@@ -421,7 +446,8 @@ def output_name(rel: str, ext: str, entry: Entry | None, claimed: dict[str, str]
     """The output of input ``rel`` (relative to OUT): the same folders and stem, the format's extension.
 
     An input keeps the output the ledger gave it. Names ``claimed`` by another input
-    (``a.jpg`` and ``a.png`` side by side) get the source's extension added: ``a-png.png``.
+    (``a.jpg`` and ``a.png`` side by side) or by an input folder mirrored in OUT (``x.jpg``
+    beside a folder ``x.png/``) get the source's extension added: ``a-png.png``, ``x-jpg.png``.
     """
     if entry is not None and entry.output and entry.output.endswith("." + ext):
         return entry.output

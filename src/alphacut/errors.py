@@ -86,7 +86,8 @@ def os_error_advice(exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"{what}{where}: the disk is full; free some space and run the same command again"
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{what}{where}: the folder is not writable; make it writable or choose another output folder"
+        return (f"{what}{where}: the folder is not writable; make it writable and run the same command again"
+                " (what is done is kept), or choose another output folder")
     if exc.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
         return f"{what}{where}: a file or folder is in the way; move it or choose another output folder"
     return f"{what}{where}"

@@ -28,7 +28,9 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import AlphacutError, DecodeError, ImageTooLargeError, OutputError
 
-__all__ = ["MAX_SIDE", "DecodedImage", "decode", "encode", "max_file_bytes", "read_file", "sniff_format"]
+__all__ = [
+    "MAX_SIDE", "DecodedImage", "decode", "encode", "file_too_large", "max_file_bytes", "read_file", "sniff_format",
+]
 
 try:  # HEIC/HEIF support is optional at import time, present in the default install
     import pillow_heif
@@ -138,18 +140,23 @@ def read_file(path: str | Path, *, max_megapixels: float = 250.0) -> bytes:
         size = path.stat().st_size
         if path.is_dir():
             raise DecodeError(f"{path} is a folder, not an image")
-        cap = max_file_bytes(max_megapixels)
-        if size > cap:
-            raise ImageTooLargeError(
-                f"{path.name} is {_human(size)}, more than any image within the {max_megapixels:g} MP cap can take"
-                f" ({_human(cap)}, uncompressed at 16 bits with alpha): check it is the file you meant; raise"
-                " --max-megapixels if it is a genuine image"
-            )
+        if size > max_file_bytes(max_megapixels):
+            raise file_too_large(path.name, size, max_megapixels)
         return path.read_bytes()
     except OSError as exc:
         raise DecodeError(f"cannot read {path}: {exc.strerror or exc}; check the path and its permissions") from None
     except MemoryError:
         raise DecodeError(f"not enough memory to read {path.name}: close other programs and try again") from None
+
+
+def file_too_large(name: str, size: int, max_megapixels: float) -> ImageTooLargeError:
+    """The error for a file of ``size`` bytes, over :func:`max_file_bytes`."""
+    cap = max_file_bytes(max_megapixels)
+    return ImageTooLargeError(
+        f"{name} is {_human(size)}, more than any image within the {max_megapixels:g} MP cap can take"
+        f" ({_human(cap)}, uncompressed at 16 bits with alpha): check it is the file you meant; raise"
+        " --max-megapixels if it is a genuine image"
+    )
 
 
 def _human(n: int) -> str:

@@ -11,10 +11,15 @@ Crash safety: outputs are written atomically *before* their row says ``done``, a
 SQLite's write-ahead log survives a killed process, so after ``kill -9`` a row is
 either done with its whole output on disk or not done and redone. Nothing in this
 module writes images.
+
+A read-only or full output folder is an :class:`~alphacut.errors.OutputError` whose
+advice keeps the ledger (it holds the resume state); only a ledger that is not a
+database any more is to be moved away.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -22,6 +27,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,7 +117,9 @@ class Ledger:
                 )
             self._db.commit()
         except sqlite3.DatabaseError as exc:
-            raise OutputError(f"cannot open the ledger {self.path}: {exc}; move it away to start afresh") from None
+            raise _ledger_error(self.path, exc, "open") from None
+        except OSError as exc:
+            raise _ledger_error(self.path, exc, "open") from None
         self._lock = threading.Lock()
 
     @classmethod
@@ -169,7 +177,7 @@ class Ledger:
         """Insert or replace the row of ``path`` (one row per input, ever)."""
         if status not in ("done", "failed"):
             raise ValueError(f"status must be 'done' or 'failed', got {status!r}")
-        with self._lock, self._db:
+        with self._lock, self._writing(), self._db:
             self._db.execute(
                 """INSERT INTO inputs (path, sha256, size, mtime_ns, options, status, output, confidence,
                                        needs_review, error, warnings, attempts, seconds, updated)
@@ -190,8 +198,43 @@ class Ledger:
 
     def touch(self, path: str, *, size: int, mtime_ns: int) -> None:
         """Remember a new size/mtime for an input whose content hash did not change."""
-        with self._lock, self._db:
+        with self._lock, self._writing(), self._db:
             self._db.execute("UPDATE inputs SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
+
+    def _writing(self) -> AbstractContextManager[None]:
+        return _translated(self.path)
+
+
+@contextlib.contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise _ledger_error(path, exc, "write") from None
+
+
+def _ledger_error(path: Path, exc: Exception, doing: str) -> OutputError:
+    """The ledger cannot be opened or written: what to do, keeping the resume state where it is good."""
+    text = str(exc).lower()
+    folder = path.parent
+    if "readonly" in text or "read-only" in text or "unable to open" in text or "permission" in text:
+        return OutputError(
+            f"cannot {doing} the ledger in {folder}: the folder (or {path.name}) is not writable; make it writable"
+            " and run the same command again (the ledger keeps what is done), or choose another output folder"
+        )
+    if "full" in text or "no space" in text or "disk i/o" in text:
+        return OutputError(
+            f"cannot {doing} the ledger in {folder}: {exc}; free some space on that disk and run the same command"
+            " again (the ledger keeps what is done)"
+        )
+    if "locked" in text or "busy" in text:
+        return OutputError(
+            f"the ledger in {folder} is busy ({exc}): another program holds it; wait for it and run again"
+        )
+    return OutputError(
+        f"the ledger {path} is damaged ({exc}): move it away to start the batch afresh (the outputs stay; the"
+        " next run cuts the inputs out again)"
+    )
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

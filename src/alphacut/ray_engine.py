@@ -6,7 +6,10 @@ prefix such as ``s3://bucket/photos``), and a pool of actors, each owning one
 outputs atomically under the (local or shared) output folder. The driver alone
 writes the ledger, with the same rows, names and skip/retry rules as the local
 engine; it lists the inputs first (sizes and mtimes, no content) so unchanged,
-done inputs are not even read.
+done inputs are not even read, nor files larger than any image within the megapixel
+cap. Each input's failure, whatever raised it, is its own ``failed`` row (the
+per-input boundary of :func:`alphacut.batch.load_input`); one run at a time works in
+an output folder (:class:`~alphacut.fsutil.FolderLock`).
 """
 
 from __future__ import annotations
@@ -27,10 +30,14 @@ from .batch import (
     Result,
     clean_partials,
     fp32_model_path,
+    load_input,
     open_session,
     output_name,
+    write_output,
 )
-from .errors import AlphacutError
+from .errors import AlphacutError, input_failure
+from .fsutil import FolderLock
+from .imageio import file_too_large, max_file_bytes
 from .ledger import LEDGER_NAME, Ledger, fingerprint, sha256_bytes
 from .options import Options
 
@@ -87,8 +94,7 @@ class _Cutter:
         self.done = done  # rel -> sha256 of a done row whose output exists
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .fsutil import atomic_write
-        from .pipeline import _decode, cut_batch
+        from .pipeline import cut_batch
 
         rows: list[dict[str, Any]] = []
         decoded, waiting = [], []
@@ -103,20 +109,20 @@ class _Cutter:
                 row["status"] = "skipped"
                 continue
             try:
-                decoded.append(_decode(raw, self.options))
+                decoded.append(load_input(lambda raw=raw: raw, self.options))
                 waiting.append((row, out, started))
             except AlphacutError as exc:
                 row["error"] = str(exc)
         if decoded:
             try:
                 cutouts = cut_batch(decoded, options=self.options, session=self.session)
-            except AlphacutError as exc:
-                for row, _, _ in waiting:
-                    row["error"] = str(exc)
-                cutouts = []
+            except Exception as exc:  # one image of the batch failing must not lose the actor
+                cutouts = self._one_by_one(decoded, waiting, exc)
             for (row, out, started), cutout in zip(waiting, cutouts):
+                if cutout is None:
+                    continue
                 try:
-                    atomic_write(self.out_dir / out, cutout.encode(self.options), overwrite=True)
+                    write_output(self.out_dir / out, cutout, self.options, overwrite=True)
                 except AlphacutError as exc:
                     row["error"] = str(exc)
                     continue
@@ -128,6 +134,23 @@ class _Cutter:
         result["needs_review"] = np.array([r["needs_review"] for r in rows], dtype=np.int8)
         result["seconds"] = np.array([r["seconds"] for r in rows], dtype=np.float64)
         return result
+
+    def _one_by_one(self, decoded: list[Any], waiting: list[tuple[dict[str, Any], str, float]],
+                    first: Exception) -> list[Any]:
+        """After a shared model call failed: each image alone, so only the bad one fails."""
+        from .pipeline import cut
+
+        if len(decoded) == 1:
+            waiting[0][0]["error"] = str(input_failure(first))
+            return [None]
+        cutouts: list[Any] = []
+        for image, (row, _, _) in zip(decoded, waiting):
+            try:
+                cutouts.append(cut(image, options=self.options, session=self.session))
+            except Exception as exc:
+                row["error"] = str(input_failure(exc))
+                cutouts.append(None)
+        return cutouts
 
 
 def run_ray(
@@ -167,9 +190,20 @@ def run_ray(
     fs, listing = list_inputs(input_uri)
     if "://" not in input_uri:
         listing = [f for f in listing if not Path(f[0]).resolve().is_relative_to(out_dir.resolve())]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean_partials(out_dir)
+    with FolderLock(out_dir):
+        clean_partials(out_dir)
+        report = _run_locked(ray, input_uri, out_dir, fs, listing, options=options, model=model, device=device,
+                             threads=threads, batch_size=batch_size, address=address, actors=actors,
+                             num_cpus=num_cpus, fp=fp, ext=ext, started=started)
+        report.write(out_dir)
+    return report
 
+
+def _run_locked(ray: Any, input_uri: str, out_dir: Path, fs: Any, listing: list[tuple[str, str, int, int]], *,
+                options: Options, model: str, device: str, threads: int | None, batch_size: int | None,
+                address: str | None, actors: int | None, num_cpus: int | None, fp: str, ext: str,
+                started: float) -> Report:
+    too_big = max_file_bytes(options.max_megapixels)
     results: list[Result] = []
     with Ledger(out_dir / LEDGER_NAME) as ledger:
         claimed = ledger.outputs()
@@ -183,6 +217,11 @@ def run_ray(
                         and (out_dir / entry.output).is_file())
             if finished and entry is not None and (entry.size, entry.mtime_ns) == (size, mtime_ns):
                 results.append(Result(rel=rel, status="skipped", output=entry.output))
+                continue
+            if size > too_big:  # not even read: a 1 TB sparse file would take the actor down
+                error = str(file_too_large(Path(rel).name, size, options.max_megapixels))
+                ledger.record(rel, sha256="", size=size, mtime_ns=mtime_ns, options=fp, status="failed", error=error)
+                results.append(Result(rel=rel, status="failed", error=error))
                 continue
             if finished and entry is not None:
                 done[rel] = entry.sha256  # changed mtime: the actor compares the content hash
@@ -238,5 +277,4 @@ def run_ray(
         report = Report(input_dir=input_uri, output_dir=str(out_dir), seconds=time.perf_counter() - started,
                         entries=[e for e in ledger.entries() if e.path in wanted])
         report.count(results)
-    report.write(out_dir)
     return report
