@@ -345,3 +345,29 @@ def test_a_fault_of_the_server_is_a_json_500_that_says_so(monkeypatch: pytest.Mo
     r = asyncio.run(_post(_app(), content=_png()))
     assert r.status_code == 500 and r.headers["content-type"] == "application/json"
     assert "internal error (RuntimeError)" in r.json()["error"] and "a bug" not in r.json()["error"]
+
+
+def test_held_large_uploads_fill_the_byte_budget_not_every_place() -> None:
+    app = _app(max_bytes=100_000, queue=4, body_timeout=5.0)  # byte budget: 2.5 x 100 000
+    release = asyncio.Event()
+
+    async def held_body() -> AsyncIterator[bytes]:
+        yield b"\0" * 50_000
+        await release.wait()  # a client that stops sending
+        yield b"\0" * 49_999
+
+    async def scenario() -> list[int]:
+        async with _client(app) as c:
+            headers = {"Content-Length": "100000", "Content-Type": "image/png"}
+            held = [asyncio.create_task(c.post(URL, content=held_body(), headers=headers)) for _ in range(2)]
+            await asyncio.sleep(0.2)  # both admitted and waiting for their bodies
+            sent: list[int] = []
+            third = await c.post(URL, content=_counting_body(sent, chunks=10), headers=headers)
+            small = await c.post(URL, content=_png())
+            release.set()
+            return [third.status_code, len(sent), small.status_code] + [(await t).status_code for t in held]
+
+    third, third_sent, small, *held = asyncio.run(scenario())
+    assert third == 503 and third_sent == 0  # a third large upload does not fit: refused unread
+    assert small == 200  # while a small request still gets in
+    assert held == [415, 415]  # and the held ones, once sent, are answered (zeros: not an image)

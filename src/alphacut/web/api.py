@@ -19,9 +19,12 @@ body then streams in under the byte cap (413 as soon as it passes it) and within
 JSON ``{"error": ...}`` that says what to do; only a fault of the server is a 500.
 
 Inference runs in a worker thread, at most ``concurrency`` at a time (one on a
-CPU), with ``queue`` more requests admitted; a request holds its place from before
-its body is read until its answer is ready, so the request bodies in memory are at
-most ``(concurrency + queue) x max_bytes`` (plus one being copied).
+CPU), with ``queue`` more requests admitted. A request holds its place, and its
+declared size in a byte budget (``body_memory``, 2.5 x ``max_bytes`` by default),
+from before its body is read until its answer is ready. So the request bodies in
+memory are at most ``min((concurrency + queue) x max_bytes, body_memory)``, plus one
+being copied: 87.5 MiB with the defaults; uploads at the cap held open by a slow or
+hostile client take two places at most, and smaller requests still get in.
 """
 
 from __future__ import annotations
@@ -279,14 +282,25 @@ async def _multipart_file(request: Request, max_bytes: int) -> bytes:
 
 
 class _Gate:
-    """At most ``concurrency`` requests run and ``queue`` wait; the rest are turned away."""
+    """At most ``concurrency`` requests run and ``queue`` wait, and their bodies together take at
+    most ``body_memory`` bytes; the rest are turned away.
 
-    def __init__(self, queue: int) -> None:
+    A request reserves its declared Content-Length (the byte cap when it declares none) before
+    its body is read. The byte budget is what keeps large uploads held open by a slow or hostile
+    client from taking every place: they fill the budget, and small requests still get in.
+    """
+
+    def __init__(self, queue: int, body_memory: int) -> None:
         self.queue = queue
+        self.body_memory = body_memory
         self.concurrency = 1
         self.limiter: anyio.CapacityLimiter | None = None
         self.admitted = 0
+        self.reserved = 0
         self.seconds = 2.0  # running mean of one request's work, for Retry-After
+
+    def admits(self, size: int) -> bool:
+        return self.admitted < self.concurrency + self.queue and self.reserved + size <= self.body_memory
 
     def retry_after(self) -> str:
         return str(max(1, math.ceil(self.seconds * (self.admitted + 1) / self.concurrency)))
@@ -305,6 +319,7 @@ def api_routes(
     max_megapixels: float | None = None,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     api_key: str | None = None,
+    body_memory: int | None = None,
 ) -> list[BaseRoute]:
     """The API's routes, to pass to ``create_app(extra_routes=...)``.
 
@@ -314,12 +329,14 @@ def api_routes(
     503. ``max_megapixels`` caps what a request may ask for (default: the Options default).
     ``body_timeout`` is the time a body has to arrive in full (408 after it). With
     ``api_key`` every request must carry it (``Authorization: Bearer`` or ``X-API-Key``).
+    ``body_memory`` caps the bytes of the bodies of admitted requests together (default:
+    2.5 x ``max_bytes``: two uploads at the cap and room for smaller ones; at least ``max_bytes``).
     """
     if max_bytes < 1 or queue < 0 or (concurrency is not None and concurrency < 1) or not body_timeout > 0:
         raise ValueError(f"bad API limits: max_bytes={max_bytes}, queue={queue}, concurrency={concurrency},"
                          f" body_timeout={body_timeout}")
     mp_cap = max_megapixels if max_megapixels is not None else _field_default("max_megapixels")
-    gate = _Gate(queue)
+    gate = _Gate(queue, max(max_bytes, body_memory if body_memory is not None else 5 * max_bytes // 2))
     session_box: list[Any] = []
     session_lock = anyio.Lock()
     schema = openapi_schema(max_bytes=max_bytes, max_megapixels=mp_cap)
@@ -352,10 +369,13 @@ def api_routes(
                                     " multipart/form-data with a `file` field")
             _check_declared_length(request.headers, max_bytes)
             # The queue is checked before the body is read: a refused upload costs no memory.
-            if gate.admitted >= gate.concurrency + gate.queue:
+            declared = request.headers.get("content-length")
+            size = int(declared) if declared is not None else max_bytes
+            if not gate.admits(size):
                 raise _Problem(503, "busy: too many images in the queue, retry later",
                                {"Retry-After": gate.retry_after()})
             gate.admitted += 1
+            gate.reserved += size
             try:
                 try:
                     with anyio.fail_after(body_timeout):
@@ -378,6 +398,7 @@ def api_routes(
                     gate.seconds = 0.8 * gate.seconds + 0.2 * (time.perf_counter() - started)
             finally:
                 gate.admitted -= 1
+                gate.reserved -= size
         except _Problem as p:
             return _error(p.status, str(p), p.headers)
         except ImageTooLargeError as exc:
