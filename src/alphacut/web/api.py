@@ -19,12 +19,14 @@ body then streams in under the byte cap (413 as soon as it passes it) and within
 JSON ``{"error": ...}`` that says what to do; only a fault of the server is a 500.
 
 Inference runs in a worker thread, at most ``concurrency`` at a time (one on a
-CPU), with ``queue`` more requests admitted. A request holds its place, and its
-declared size in a byte budget (``body_memory``, 2.5 x ``max_bytes`` by default),
-from before its body is read until its answer is ready. So the request bodies in
-memory are at most ``min((concurrency + queue) x max_bytes, body_memory)``, plus one
-being copied: 87.5 MiB with the defaults; uploads at the cap held open by a slow or
-hostile client take two places at most, and smaller requests still get in.
+CPU), with ``queue`` more requests waiting. A request reserves its declared size in
+a byte budget (``body_memory``, 2.5 x ``max_bytes`` by default) from before its body
+is read until its answer is ready, and takes a place in the queue once its body is
+in. So the request bodies in memory are at most ``body_memory`` (and never more than
+``(concurrency + queue) x max_bytes`` once received), plus one being copied: 87.5 MiB
+with the defaults. A slow or hostile client that holds an upload open holds bytes of
+the budget, not a place in the queue: uploads at the cap fill it two at a time, and
+everyone else still gets in.
 """
 
 from __future__ import annotations
@@ -282,12 +284,13 @@ async def _multipart_file(request: Request, max_bytes: int) -> bytes:
 
 
 class _Gate:
-    """At most ``concurrency`` requests run and ``queue`` wait, and their bodies together take at
-    most ``body_memory`` bytes; the rest are turned away.
+    """At most ``concurrency`` requests run and ``queue`` wait with their bodies in; the bodies
+    being received or waiting take at most ``body_memory`` bytes together; the rest are turned away.
 
     A request reserves its declared Content-Length (the byte cap when it declares none) before
-    its body is read. The byte budget is what keeps large uploads held open by a slow or hostile
-    client from taking every place: they fill the budget, and small requests still get in.
+    its body is read, and takes a place in the queue only once its body is in. So a client that
+    sends slowly, or holds its upload open, holds bytes of the budget but no place: large held
+    uploads fill the budget (two at the cap), and everyone else still gets in.
     """
 
     def __init__(self, queue: int, body_memory: int) -> None:
@@ -295,15 +298,19 @@ class _Gate:
         self.body_memory = body_memory
         self.concurrency = 1
         self.limiter: anyio.CapacityLimiter | None = None
-        self.admitted = 0
+        self.working = 0  # bodies in, waiting for or in the model
         self.reserved = 0
         self.seconds = 2.0  # running mean of one request's work, for Retry-After
 
-    def admits(self, size: int) -> bool:
-        return self.admitted < self.concurrency + self.queue and self.reserved + size <= self.body_memory
+    def full(self) -> bool:
+        return self.working >= self.concurrency + self.queue
 
-    def retry_after(self) -> str:
-        return str(max(1, math.ceil(self.seconds * (self.admitted + 1) / self.concurrency)))
+    def fits(self, size: int) -> bool:
+        return self.reserved + size <= self.body_memory
+
+    def busy(self, why: str) -> _Problem:
+        wait = max(1, math.ceil(self.seconds * (self.working + 1) / self.concurrency))
+        return _Problem(503, f"busy: {why}, retry later", {"Retry-After": str(wait)})
 
 
 class _ServerFault(Exception):
@@ -368,13 +375,14 @@ def api_routes(
                 raise _Problem(415, f"Content-Type {ctype} is not an image: send the image bytes or"
                                     " multipart/form-data with a `file` field")
             _check_declared_length(request.headers, max_bytes)
-            # The queue is checked before the body is read: a refused upload costs no memory.
+            # The queue and the byte budget are checked before the body is read: a refused upload
+            # costs no memory.
             declared = request.headers.get("content-length")
             size = int(declared) if declared is not None else max_bytes
-            if not gate.admits(size):
-                raise _Problem(503, "busy: too many images in the queue, retry later",
-                               {"Retry-After": gate.retry_after()})
-            gate.admitted += 1
+            if gate.full():
+                raise gate.busy("too many images in the queue")
+            if not gate.fits(size):
+                raise gate.busy("too many uploads arriving at once")
             gate.reserved += size
             try:
                 try:
@@ -390,14 +398,19 @@ def api_routes(
                                         " over a faster connection") from None
                 if not body:
                     raise _Problem(422, "the body is empty: send the image bytes")
-                session = await get_session()
-                assert gate.limiter is not None
-                async with gate.limiter:
-                    started = time.perf_counter()
-                    data, confidence = await anyio.to_thread.run_sync(_work, body, options, session)
-                    gate.seconds = 0.8 * gate.seconds + 0.2 * (time.perf_counter() - started)
+                if gate.full():  # others' bodies came in while this one did
+                    raise gate.busy("too many images in the queue")
+                gate.working += 1
+                try:
+                    session = await get_session()
+                    assert gate.limiter is not None
+                    async with gate.limiter:
+                        started = time.perf_counter()
+                        data, confidence = await anyio.to_thread.run_sync(_work, body, options, session)
+                        gate.seconds = 0.8 * gate.seconds + 0.2 * (time.perf_counter() - started)
+                finally:
+                    gate.working -= 1
             finally:
-                gate.admitted -= 1
                 gate.reserved -= size
         except _Problem as p:
             return _error(p.status, str(p), p.headers)
