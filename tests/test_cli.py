@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fake_session import FakeSession
 from PIL import Image
 
 from alphacut.cli import cli
@@ -73,6 +74,99 @@ def test_runtime_pull_refuses_a_wrong_tarball(tmp_path: Path, monkeypatch: pytes
     assert not (tmp_path / "home" / "runtime").exists() or not any((tmp_path / "home" / "runtime").iterdir())
 
 
+# --- cut over many files, with a stand-in for the model ---------------------------------------------
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> FakeSession:
+    """`cut` runs on a FakeSession (two model calls at once, as on a 2-core CPU)."""
+    fake = FakeSession()
+    monkeypatch.setattr("alphacut.cli.make_session", lambda *a, **k: (fake, 2))
+    monkeypatch.setattr("alphacut.cli_batch.make_session", lambda *a, **k: (fake, 2))
+    return fake
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_cut_never_takes_its_own_outputs_as_inputs(tmp_path: Path, fake_model: FakeSession) -> None:
+    small_photo(tmp_path / "shots" / "car-1.jpg", "car-3.jpg")
+    for _ in range(3):  # three runs over the same folder: one output, never an output of an output
+        code, _, err = run("cut", str(tmp_path / "shots"))
+        assert code == 0, err
+    assert _files(tmp_path / "shots") == ["car-1-cutout.png", "car-1.jpg"]
+    assert "car-1-cutout.png exists (pass --overwrite to replace it)" in err and "0 done, 1 skipped" in err
+    # Globs leave outputs out too; an output named on the command line is skipped, and says why.
+    code, _, err = run("cut", str(tmp_path / "shots" / "*"), "--mask")
+    assert code == 0 and _files(tmp_path / "shots") == ["car-1-cutout.png", "car-1-mask.png", "car-1.jpg"]
+    code, out, _ = run("cut", str(tmp_path / "shots" / "car-1-cutout.png"), "-o", str(tmp_path / "o"), "--json")
+    record = json.loads(out)
+    assert code == 0 and record["status"] == "skipped" and "named like an alphacut output" in record["reason"]
+    # -o's folder inside the input folder: what is in it is never an input.
+    assert run("cut", str(tmp_path / "shots"), "-o", str(tmp_path / "shots" / "out"))[0] == 0
+    assert run("cut", str(tmp_path / "shots"), "-o", str(tmp_path / "shots" / "out"))[0] == 0
+    assert _files(tmp_path / "shots" / "out") == ["car-1-cutout.png"]
+
+
+def test_cut_cleans_the_temporary_files_a_killed_run_left(tmp_path: Path, fake_model: FakeSession) -> None:
+    small_photo(tmp_path / "a.jpg")
+    (tmp_path / ".a-cutout.png.x8k2_q.part").write_bytes(b"half an image, left by kill -9")
+    (tmp_path / ".b-cutout.png.k3j4hq.part").write_bytes(b"another input's, left by kill -9")
+    (tmp_path / ".notes.txt.abcdef.part").write_bytes(b"not alphacut's: kept")
+    assert run("cut", str(tmp_path / "a.jpg"))[0] == 0
+    assert _files(tmp_path) == [".notes.txt.abcdef.part", "a-cutout.png", "a.jpg"]
+
+
+def test_cut_carries_on_past_any_bad_input(tmp_path: Path, fake_model: FakeSession) -> None:
+    src = tmp_path / "in"
+    small_photo(src / "a.jpg")
+    with (src / "huge.jpg").open("wb") as f:  # `truncate -s 1T`: was a MemoryError and a traceback
+        f.truncate(1 << 40)
+    data = bytearray(_png_bytes((8, 8)))
+    data[29] ^= 0xFF  # the IHDR chunk's CRC
+    (src / "crc.png").write_bytes(bytes(data))
+    (src / "x.png").mkdir()  # a folder named like an image, beside a file of the same name's output
+    small_photo(src / "x.png" / "y.jpg")
+    small_photo(src / "z.jpg")
+    out = tmp_path / "out"
+    (out / "z-cutout.png").mkdir(parents=True)  # a folder in the way of an output
+    code, stdout, err = run("cut", str(src), "-o", str(out), "--json")
+    assert code == 1 and "Traceback" not in err
+    records = {Path(r["path"]).name: r for r in map(json.loads, stdout.decode().splitlines())}
+    assert {n: r["status"] for n, r in records.items()} == {
+        "a.jpg": "ok", "huge.jpg": "error", "crc.png": "error", "y.jpg": "ok", "z.jpg": "error"}
+    assert "1.1 TB" in records["huge.jpg"]["error"] and "corrupt PNG" in records["crc.png"]["error"]
+    assert "in the way" in records["z.jpg"]["error"]
+    assert _files(out) == ["a-cutout.png", "x.png/y-cutout.png"]
+
+
+def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Interrupted(FakeSession):
+        def infer(self, batch: np.ndarray) -> np.ndarray:
+            if self.calls >= 2:
+                raise KeyboardInterrupt  # what Ctrl-C raises in the thread that has it
+            return super().infer(batch)
+
+    fake = Interrupted()
+    monkeypatch.setattr("alphacut.cli.make_session", lambda *a, **k: (fake, 1))
+    for i in range(5):
+        small_photo(tmp_path / f"p{i}.jpg")
+    result = CliRunner().invoke(cli, ["cut", str(tmp_path)])
+    assert result.exit_code == 130 and "run the same command again" in result.stderr
+    outputs = [p for p in tmp_path.iterdir() if "cutout" in p.name]
+    assert len(outputs) < 5 and not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    for p in outputs:
+        with Image.open(p) as im:
+            im.load()  # whole
+
+
+def _png_bytes(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (5, 5, 5)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 # --- with the real model ----------------------------------------------------------------------------
 
 
@@ -105,18 +199,22 @@ def test_outputs_never_overwrite_inputs_or_existing_files(tmp_path: Path, isnet_
     photo = small_photo(tmp_path / "a.jpg")
     shutil.copy(photo, tmp_path / "a.png")  # a.jpg and a.png would both become a-cutout.png
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    code, _, _ = run("cut", str(tmp_path / "a.jpg"), str(tmp_path / "a.png"))
+    code, _, err = run("cut", str(tmp_path / "a.png"), str(tmp_path / "a.jpg"))
     assert code == 0
-    assert (tmp_path / "a-cutout.png").exists() and (tmp_path / "a-png-cutout.png").exists()
+    # Both keep their extension in the name, whatever the order, and say so.
+    assert (tmp_path / "a-jpg-cutout.png").exists() and (tmp_path / "a-png-cutout.png").exists()
+    assert not (tmp_path / "a-cutout.png").exists() and "another input also makes a-cutout.png" in err
     for name, data in before.items():
         assert (tmp_path / name).read_bytes() == data, "inputs are never modified"
-    # A second run refuses to replace the outputs without --overwrite...
+    # A second run skips the existing output, and says why...
+    assert run("cut", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "a-cutout.png"))[0] == 0
     stamp = (tmp_path / "a-cutout.png").stat().st_mtime_ns
     code, _, err = run("cut", str(tmp_path / "a.jpg"))
-    assert code == 1 and "--overwrite" in err
+    assert code == 0 and "skipped" in err and "--overwrite" in err
     assert (tmp_path / "a-cutout.png").stat().st_mtime_ns == stamp
-    # ...and replaces them with it.
+    # ...and replaces it with --overwrite.
     assert run("cut", str(tmp_path / "a.jpg"), "--overwrite")[0] == 0
+    assert (tmp_path / "a-cutout.png").stat().st_mtime_ns != stamp
     # Naming the input as the output is refused before any work, even with --overwrite.
     code, _, err = run("cut", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "a.jpg"), "--overwrite")
     assert code == 2 and "inputs are never overwritten" in err

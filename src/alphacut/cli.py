@@ -1,15 +1,19 @@
 """The command line: a thin adapter that turns options into :class:`Options` and calls the library.
 
-Exit codes: 0 all done, 1 some inputs (or the run) failed, 2 usage error.
+Exit codes: 0 all done (or skipped), 1 some inputs (or the run) failed, 2 usage error,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,8 +24,8 @@ from typing import Any
 import click
 
 from . import __version__, models
-from .errors import AlphacutError, OutputError
-from .fsutil import atomic_write
+from .errors import AlphacutError, input_failure
+from .fsutil import clean_partials
 from .options import DEFAULT_MODEL, Options
 from .providers import DEVICES, usable_cores
 
@@ -29,6 +33,14 @@ IMAGE_SUFFIXES = {
     ".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif", ".avif",
 }
 _EXT = {"png": "png", "webp": "webp", "jpeg": "jpg"}
+_KINDS = ("cutout", "mask")
+
+
+def looks_like_output(name: str) -> bool:
+    """Whether a file name is one ``cut`` writes (``NAME-cutout.png``, ``NAME-mask.webp``...):
+    such files are never taken as inputs, so running ``cut`` again never cuts its own outputs."""
+    stem, dot, ext = name.rpartition(".")
+    return bool(dot) and ext.lower() in _EXT.values() and stem.endswith(tuple(f"-{k}" for k in _KINDS))
 
 
 def _field(name: str) -> Any:
@@ -62,6 +74,8 @@ class _Item:
     display: str
     output: Path | None = None  # None = standard output
     root: Path | None = None  # the folder argument this file was found under
+    note: str | None = None  # said with the record (how the output was named)
+    refused: str | None = None  # why this input is not cut out (its record is an error)
 
 
 def _engine_options(f: Any) -> Any:
@@ -121,34 +135,57 @@ def cut(inputs: tuple[str, ...], output: str | None, fmt: str | None, mask: bool
     """Cut the background out of INPUTS: files, folders, globs, or - for standard input.
 
     Outputs are named NAME-cutout.png (NAME-mask.png with --mask) beside each input,
-    or in -o's folder; an input is never overwritten.
+    or in -o's folder; when two inputs share a NAME (a.jpg and a.png), both outputs
+    keep the input's extension: a-jpg-cutout.png, a-png-cutout.png. An input is never
+    overwritten; an existing output is skipped (--overwrite replaces it). Files named
+    like outputs, and anything in -o's folder, are never taken as inputs.
     """
     if fmt is None and output not in (None, "-") and Path(output).suffix.lower() in (".png", ".webp", ".jpg", ".jpeg"):
         fmt = {".jpg": "jpeg"}.get(Path(output).suffix.lower(), Path(output).suffix.lower()[1:])
     options = build_options(fmt, mask, background, refine, foreground, max_megapixels, color)
-    items, missing = _collect(inputs)
+    out_dir = Path(output).resolve() if output not in (None, "-") and Path(output).is_dir() else None
+    items, missing, own = _collect(inputs, out_dir)
     _plan_outputs(items, output, options)
     if as_json and any(i.output is None for i in items):
         raise click.UsageError("--json prints records on standard output: write the image to a file with -o")
     records: list[dict[str, Any]] = [
-        {"path": m, "output": None, "status": "error", "error": f"{m}: no such file, folder or matching files"}
+        {"path": m, "output": None, "status": "error", "error": "no such file, folder or matching files"}
         for m in missing
     ]
+    records += [{"path": str(p), "output": None, "status": "skipped", "error": None,
+                 "reason": f"{p.name} is named like an alphacut output: not cut again (rename it to cut it)"}
+                for p in own]
     for r in records:
         _report(r, as_json)
-    if items:
-        session, workers = make_session(model, device, threads, parallel=len(items) > 1)
-        for record in _run(items, options, session, workers, overwrite, as_json):
-            records.append(record)
+    writing = threading.Lock()  # held while an output is written: a second Ctrl-C waits for it
+    try:
+        with _two_stage_interrupt(writing):
+            if items:
+                _clean_stale_partials(items)
+                session, workers = make_session(model, device, threads, parallel=len(items) > 1)
+                for record in _run(items, options, session, workers, overwrite, as_json, writing):
+                    records.append(record)
+    except KeyboardInterrupt:
+        click.echo(_INTERRUPTED, err=True)
+        sys.exit(130)
     failed = sum(r["status"] == "error" for r in records)
-    if not as_json and len(records) > 1:
-        click.echo(f"{len(records) - failed} done, {failed} failed", err=True)
+    skipped = sum(r["status"] == "skipped" for r in records)
+    if not as_json and (len(records) > 1 or skipped):
+        click.echo(f"{len(records) - failed - skipped} done, {skipped} skipped, {failed} failed", err=True)
     sys.exit(1 if failed else 0)
 
 
-def _collect(inputs: tuple[str, ...]) -> tuple[list[_Item], list[str]]:
+def _collect(inputs: tuple[str, ...], out_dir: Path | None) -> tuple[list[_Item], list[str], list[Path]]:
+    """The inputs to cut out, the arguments that match nothing, and the files named on the command
+    line that look like outputs. Folders and globs leave out outputs and ``out_dir`` quietly."""
     items: list[_Item] = []
     missing: list[str] = []
+    own: list[Path] = []
+
+    def wanted(p: Path) -> bool:
+        return (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not looks_like_output(p.name)
+                and (out_dir is None or not p.resolve().is_relative_to(out_dir)))
+
     for arg in inputs:
         if arg == "-":
             items.append(_Item(source=None, display="<stdin>"))
@@ -157,20 +194,58 @@ def _collect(inputs: tuple[str, ...]) -> tuple[list[_Item], list[str]]:
         if path.is_dir():
             found = sorted(
                 p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if not any(part.startswith(".") for part in p.relative_to(path).parts) and wanted(p)
             )
             items.extend(_Item(source=p, display=str(p), root=path) for p in found)
         elif path.exists():
-            items.append(_Item(source=path, display=arg))
+            if looks_like_output(path.name):
+                own.append(path)
+            else:
+                items.append(_Item(source=path, display=arg))
         elif glob.has_magic(arg):
             matches = sorted(Path(m) for m in glob.glob(arg, recursive=True) if Path(m).is_file())
             if not matches:
                 missing.append(arg)
-            items.extend(_Item(source=m, display=str(m)) for m in matches)
+            items.extend(_Item(source=m, display=str(m)) for m in matches if wanted(m))
         else:
             missing.append(arg)
-    return items, missing
+    return items, missing, own
+
+
+_INTERRUPTED = ("alphacut: interrupted: the outputs written are whole; run the same command again to do the rest"
+                " (what exists is skipped)")
+
+
+@contextlib.contextmanager
+def _two_stage_interrupt(writing: threading.Lock) -> Iterator[None]:
+    """Ctrl-C once: stop after the images in flight (KeyboardInterrupt); twice: stop at once, but
+    never in the middle of writing an output (``writing`` is held then), so no file is partial."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if pressed:
+            with writing:
+                click.echo(_INTERRUPTED, err=True)
+                sys.stderr.flush()
+                os._exit(130)  # the model threads cannot be interrupted; outputs are all whole
+        pressed.append(signum)
+        click.echo("alphacut: stopping after the images in flight (Ctrl-C again to stop at once)", err=True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _clean_stale_partials(items: list[_Item]) -> None:
+    """Remove the temporary files a killed ``cut`` left where this one writes (not a live writer's)."""
+    for folder in {i.output.parent for i in items if i.output is not None}:
+        clean_partials(folder, recursive=False, target=looks_like_output)
 
 
 def _plan_outputs(items: list[_Item], output: str | None, options: Options) -> None:
@@ -183,69 +258,89 @@ def _plan_outputs(items: list[_Item], output: str | None, options: Options) -> N
         len(items) > 1 or Path(output).is_dir() or output.endswith(("/", os.sep)) or items and items[0].root
     )
     inputs = {i.source.resolve() for i in items if i.source is not None}
-    taken: set[Path] = set()
     ext = _EXT[options.format]
     kind = "mask" if options.mask else "cutout"
     for item in items:
         if item.source is None:
             item.output = Path(output) if output and not to_dir else None
-            continue
-        if output is not None and not to_dir:
+        elif output is not None and not to_dir:
             item.output = Path(output)
         else:
             base = Path(output) if output is not None else item.source.parent
             if output is not None and item.root is not None:
                 base = base / item.source.parent.relative_to(item.root)
-            candidates = [f"{item.source.stem}-{kind}.{ext}", f"{item.source.stem}-{item.source.suffix.lstrip('.').lower()}-{kind}.{ext}"]
-            candidates += [f"{item.source.stem}-{kind}-{n}.{ext}" for n in range(2, 1000)]
-            item.output = next(
-                base / c for c in candidates if (base / c).resolve() not in inputs and (base / c).resolve() not in taken
-            )
-        if item.output.resolve() in inputs:
+            item.output = base / f"{item.source.stem}-{kind}.{ext}"
+    # One rule for shared names: every input whose NAME-cutout another input of the run
+    # also wants keeps its extension in the name (a-jpg-cutout.png, a-png-cutout.png):
+    # the same names whatever the order of the arguments, and none of them replaces another.
+    by_output: dict[Path, list[_Item]] = {}
+    for item in items:
+        if item.output is not None:
+            by_output.setdefault(item.output.resolve(), []).append(item)
+    for sharing in by_output.values():
+        if len(sharing) < 2 or any(i.source is None for i in sharing) or (output is not None and not to_dir):
+            continue
+        for item in sharing:
+            assert item.source is not None and item.output is not None
+            suffix = item.source.suffix.lstrip(".").lower()
+            item.output = item.output.with_name(f"{item.source.stem}-{suffix}-{kind}.{ext}")
+            item.note = (f"output named {item.output.name}: another input also makes {item.source.stem}-{kind}.{ext}")
+    taken: dict[Path, _Item] = {}
+    for item in items:
+        if item.output is None:
+            continue
+        resolved = item.output.resolve()
+        if resolved in inputs:
             raise click.UsageError(f"output {item.output} is also an input: inputs are never overwritten")
-        taken.add(item.output.resolve())
-
-
-def _read(item: _Item) -> bytes:
-    if item.source is None:
-        return sys.stdin.buffer.read()
-    return item.source.read_bytes()
+        if resolved in taken:  # a.jpg and a.JPG: even with the extension the names meet
+            item.refused = (f"its output {item.output} is also {taken[resolved].display}'s: cut it on its own"
+                            " with -o")
+        else:
+            taken[resolved] = item
 
 
 def _run(items: list[_Item], options: Options, session: Any, workers: int, overwrite: bool,
-         as_json: bool) -> Iterator[dict[str, Any]]:
+         as_json: bool, writing: threading.Lock) -> Iterator[dict[str, Any]]:
+    from .batch import load_input, write_output
+    from .imageio import read_file
     from .pipeline import stream
 
-    def safe_read(item: _Item) -> bytes:
-        try:
-            return _read(item)
-        except OSError as exc:
-            from .errors import DecodeError
-
-            raise DecodeError(f"cannot read {item.display}: {exc.strerror or exc}") from None
+    def read(item: _Item) -> Any:
+        if item.source is None:
+            return load_input(sys.stdin.buffer.read, options)
+        source = item.source
+        return load_input(lambda: read_file(source, max_megapixels=options.max_megapixels), options)
 
     def save(item: _Item, cutout: Any, started: float) -> dict[str, Any]:
         record: dict[str, Any] = {"path": item.display, "output": str(item.output) if item.output else "-",
                                   "size": list(cutout.size), "status": "ok", "error": None,
-                                  "warnings": cutout.warnings, "confidence": dataclasses.asdict(cutout.confidence)}
+                                  "warnings": cutout.warnings + ([item.note] if item.note else []),
+                                  "confidence": dataclasses.asdict(cutout.confidence)}
         try:
-            data = cutout.encode(options)
-            if item.output is None:
-                sys.stdout.buffer.write(data)
-                sys.stdout.buffer.flush()
-            else:
-                atomic_write(item.output, data, overwrite=overwrite)
-        except AlphacutError as exc:
-            record.update(status="error", error=str(exc))
+            with writing:
+                if item.output is None:
+                    sys.stdout.buffer.write(cutout.encode(options))
+                    sys.stdout.buffer.flush()
+                else:
+                    write_output(item.output, cutout, options, overwrite=overwrite)
+        except Exception as exc:  # the per-input boundary: this input's record, the others carry on
+            record.update(status="error", error=str(input_failure(exc, doing="writing")))
         record["seconds"] = round(time.perf_counter() - started, 3)
         return record
 
-    # Items whose output exists are refused before any work is spent on them.
+    # Items whose output exists are skipped, and refused items failed, before any work is spent on them.
     todo: list[_Item] = []
     for item in items:
-        if item.output is not None and item.output.exists() and not overwrite:
+        if item.refused is not None:
             yield _report({"path": item.display, "output": str(item.output), "status": "error",
-                           "error": str(OutputError(f"{item.output} exists: pass --overwrite to replace it"))}, as_json)
+                           "error": item.refused}, as_json)
+        elif item.output is not None and item.output.is_dir():
+            yield _report({"path": item.display, "output": str(item.output), "status": "error",
+                           "error": f"a folder is in the way at {item.output}: move it, or choose another output"
+                                    " folder with -o"}, as_json)
+        elif item.output is not None and item.output.exists() and not overwrite:
+            yield _report({"path": item.display, "output": str(item.output), "status": "skipped", "error": None,
+                           "reason": f"{item.output} exists (pass --overwrite to replace it)"}, as_json)
         else:
             todo.append(item)
 
@@ -254,7 +349,7 @@ def _run(items: list[_Item], options: Options, session: Any, workers: int, overw
     with progress, ThreadPoolExecutor(max_workers=1, thread_name_prefix="alphacut-encode") as writer:
         task = progress.add_task("cutting out", total=len(todo)) if progress else None
         pending: list[Future[dict[str, Any]]] = []
-        for item, result in stream(todo, read=safe_read, options=options, session=session,
+        for item, result in stream(todo, read=read, options=options, session=session,
                                    model_workers=workers, post_workers=1):
             if isinstance(result, AlphacutError):
                 record = {"path": item.display, "output": None, "status": "error", "error": str(result),
@@ -307,7 +402,9 @@ def _report(record: dict[str, Any], as_json: bool) -> dict[str, Any]:
         for w in record.get("warnings") or []:
             click.echo(f"alphacut: warning: {record['path']}: {w}", err=True)
         if record["status"] == "error":
-            click.echo(f"alphacut: error: {record['error']}", err=True)
+            click.echo(f"alphacut: error: {record['path']}: {record['error']}", err=True)
+        elif record["status"] == "skipped":
+            click.echo(f"alphacut: skipped: {record['path']}: {record['reason']}", err=True)
     return record
 
 
