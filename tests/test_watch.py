@@ -121,3 +121,21 @@ def test_cli_watch_stops_cleanly_on_sigterm(isnet_model_path: Path, tmp_path: Pa
     assert proc.returncode == 0, err
     assert "stopping" in err and "1 inputs: 1 ok" in err
     assert json.loads((out / "alphacut-report.json").read_text())["counts"]["ok"] == 1
+
+
+def test_a_second_watcher_or_batch_on_the_same_out_refuses(tmp_path: Path) -> None:
+    from alphacut.batch import run_batch
+    from alphacut.errors import AlphacutError
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(_jpeg())
+    watcher = Watcher(src, out, options=Options(), session=FakeSession())  # type: ignore[arg-type]
+    try:
+        with pytest.raises(AlphacutError, match="another alphacut run .* is working in"):
+            Watcher(src, out, options=Options(), session=FakeSession())  # type: ignore[arg-type]
+        with pytest.raises(AlphacutError, match="wait for it to finish"):
+            run_batch(src, out, options=Options(), session=FakeSession())  # type: ignore[arg-type]
+    finally:
+        watcher.close()
+    assert run_batch(src, out, options=Options(), session=FakeSession()).done == 1  # type: ignore[arg-type]

@@ -189,7 +189,7 @@ def decode(
             " images this large"
         ) from None
     except Exception as exc:  # a damaged file can make Pillow, pillow-heif or LittleCMS raise anything
-        detail = " ".join(str(exc).split())[:120]
+        detail = _detail(exc)
         raise DecodeError(
             f"the image is corrupt ({type(exc).__name__}{': ' + detail if detail else ''}): re-export it from its"
             " source, or re-download it"
@@ -224,7 +224,7 @@ def _decode(source: bytes | str | Path | Image.Image, max_megapixels: float, col
                 "not an image, or a format alphacut cannot read: use PNG, JPEG, WebP, TIFF, GIF, BMP or HEIC"
             ) from None
         except (OSError, ValueError, SyntaxError) as exc:
-            raise DecodeError(f"corrupt image header ({exc}): re-export the file from its source") from None
+            raise DecodeError(f"corrupt image header ({_detail(exc)}): re-export the file from its source") from None
         finally:
             Image.MAX_IMAGE_PIXELS = old_cap
     _check_size(im.size, max_megapixels)
@@ -251,11 +251,16 @@ def _check_size(size: tuple[int, int], max_megapixels: float) -> None:
         )
 
 
+def _detail(exc: BaseException) -> str:
+    """A decoder's own words, on one line and short enough for a report."""
+    return " ".join(str(exc).split())[:120]
+
+
 def _load(im: Image.Image) -> None:
     try:
         im.load()
     except (OSError, ValueError, SyntaxError, struct.error, EOFError) as exc:
-        msg = str(exc)
+        msg = _detail(exc)
         hint = "truncated (the file ends early)" if "truncat" in msg.lower() else f"corrupt ({msg})"
         raise DecodeError(f"the image is {hint}: re-download or re-export it") from None
 
