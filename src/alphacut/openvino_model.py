@@ -8,11 +8,21 @@ Elsewhere onnxruntime stays the CPU runtime: OpenVINO in float32 is no faster.
 
 ``ALPHACUT_CPU_RUNTIME`` picks by hand: ``onnxruntime``, ``openvino`` (bfloat16
 when the CPU has it, else float32) or ``auto`` (the default).
+
+Threads: OpenVINO's Python binding builds its element-type <-> numpy dtype tables
+in C++ function-local statics the first time any tensor meets numpy. Building them
+runs Python code (numpy's C API is imported), so the GIL can pass to another thread
+while the static's initialisation guard is held; if that thread reaches the same
+static it waits on the guard with the GIL in hand, and both threads wait for ever
+(``__cxa_guard_acquire`` / ``take_gil``). :class:`OpenVinoModel` therefore touches
+those tables once, on the loading thread under a process-wide lock, before any
+caller can run it (``tests/test_stress.py`` runs the parallel first calls under load).
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -65,24 +75,39 @@ def choose_cpu_runtime(setting: str | None = None) -> tuple[str, str]:
     return "openvino", "this CPU has native bfloat16 (AMX / AVX-512 BF16)"
 
 
+# Held while a model primes the binding's first-use tables (see the module docstring):
+# two models loading on two threads at once must not build them together either.
+_FIRST_USE_LOCK = threading.Lock()
+
+
+def _prime_numpy_bridge(ov: Any, request: Any, ports: list[Any]) -> None:
+    """Build the binding's dtype tables now, on this thread, rather than in racing first calls."""
+    with _FIRST_USE_LOCK:
+        ov.Tensor(np.zeros(1, np.float32))  # numpy dtype -> element type
+        for port in ports:
+            request.get_tensor(port).data  # element type -> numpy dtype, per type this model uses
+
+
 class OpenVinoModel:
     """A compiled OpenVINO model with onnxruntime's ``run(output_names, feeds)`` call.
 
     ``threads`` is the threads one call may use (None: all cores); the CPU is split
     into as many streams as that leaves room for, so that concurrent callers (the
-    batch pipeline's parallel model calls) each get one. Thread-safe: every calling
-    thread gets its own infer request.
+    batch pipeline's parallel model calls) each get one. Thread-safe: the infer
+    requests (one per stream) are made up front on the loading thread, and each
+    call borrows a free one (waiting, without the GIL, while all are busy).
     """
 
-    def __init__(self, path: Path, *, threads: int | None = None, input_name: str = "input") -> None:
+    def __init__(self, path: Path | str, *, threads: int | None = None, input_name: str = "input") -> None:
         import openvino as ov
 
         cores = usable_cores()
         per_call = max(1, min(threads or cores, cores))
         self.precision = precision()
+        streams = max(1, cores // per_call)
         config = {
             "INFERENCE_PRECISION_HINT": self.precision,
-            "NUM_STREAMS": str(max(1, cores // per_call)),
+            "NUM_STREAMS": str(streams),
             "INFERENCE_NUM_THREADS": str(cores),
         }
         try:
@@ -91,23 +116,33 @@ class OpenVinoModel:
             raise ModelError(f"OpenVINO cannot load {path}: {exc}") from None
         self.input_name = input_name
         self.output_names = [name for out in self._compiled.outputs for name in sorted(out.get_names())]
-        self._local = threading.local()
+        self._outputs = {name: self._compiled.output(name) for name in self.output_names}
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(streams):
+            self._idle.put(self._compiled.create_infer_request())
+        request = self._idle.get()
+        _prime_numpy_bridge(ov, request, [*self._compiled.inputs, *self._compiled.outputs])
+        self._idle.put(request)
 
     @property
     def description(self) -> str:
         return f"OpenVINO {self.precision} (CPU)"
 
-    def _request(self) -> Any:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self._compiled.create_infer_request()
-        return request
-
     def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         batch = feeds[self.input_name]
-        request = self._request()
-        # The compiled model has a batch of one: a group of images goes through one by one.
-        outs = [request.infer({self.input_name: batch[i : i + 1]}) for i in range(batch.shape[0])]
-        return [
-            np.concatenate([np.array(o[self._compiled.output(name)]) for o in outs]) for name in names
-        ]
+        ports = [self._outputs[name] for name in names]
+        request = self._idle.get()  # blocks without the GIL while every stream is busy
+        try:
+            outs: list[np.ndarray] = []
+            # The compiled model has a batch of one: a group of images goes through one by one.
+            for i in range(batch.shape[0]):
+                request.start_async({self.input_name: batch[i : i + 1]})
+                request.wait()  # the GIL is released while the stream computes
+                views = [request.get_tensor(port).data for port in ports]
+                if not outs:
+                    outs = [np.empty((batch.shape[0], *v.shape[1:]), v.dtype) for v in views]
+                for out, view in zip(outs, views):
+                    out[i] = view[0]  # a copy: the request's tensors are reused by its next call
+        finally:
+            self._idle.put(request)
+        return outs
