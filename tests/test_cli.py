@@ -161,6 +161,18 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path: Path, monkeypatch
             im.load()  # whole
 
 
+def test_batch_refuses_an_out_another_run_holds(tmp_path: Path, fake_model: FakeSession) -> None:
+    from alphacut.fsutil import FolderLock
+
+    small_photo(tmp_path / "in" / "a.jpg")
+    with FolderLock(tmp_path / "out"):
+        code, _, err = run("batch", str(tmp_path / "in"), str(tmp_path / "out"))
+        assert code == 1 and "another alphacut run" in err and "wait for it to finish" in err
+        assert not (tmp_path / "out" / "a.png").exists()
+    code, _, err = run("batch", str(tmp_path / "in"), str(tmp_path / "out"))
+    assert code == 0 and (tmp_path / "out" / "a.png").is_file(), err
+
+
 def _png_bytes(size: tuple[int, int]) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, (5, 5, 5)).save(buf, "PNG")
