@@ -1,8 +1,10 @@
-"""The web app in headless Chromium: a real cutout, parity with Python, privacy, offline.
+"""The web app in headless Chromium: a queue of real cutouts, parity with Python, the ZIP,
+privacy, accessibility (axe-core), the fixed bugs, a phone with touch, offline.
 
-One module-scoped first visit (load, cut out, export PNG and WebP) is shared by the
-tests that check it; the offline test goes on from there (second visit with the
-server up, then a reload with the server stopped), so it runs last.
+One module-scoped first visit (load, queue three photos at once, review while they
+work, download all as a ZIP, export PNG and WebP) is shared by the tests that check
+it; the tests after it go on in the same page; the offline test goes on from there
+(second visit with the server up, then a reload with the server stopped), so it runs last.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import io
 import json
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,15 +34,6 @@ MORE_PHOTOS = [PHOTOS / "car-3.jpg", PHOTOS / "animal-2.jpg"]  # other subjects 
 PARITY_MAE = 0.01
 LOAD_TIMEOUT_MS = 120_000
 CUT_TIMEOUT_MS = 180_000
-
-
-@dataclass
-class Visit:
-    page: Any
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-    downloads: dict[str, Path] = field(default_factory=dict)
-    hits_before: int = 0
 
 
 def _record_request(sink: list[dict[str, Any]]) -> Any:
@@ -62,6 +56,7 @@ def _wait_ready(page: Any) -> None:
 
 
 def _cut(page: Any, photo: Path, timeout_ms: int = CUT_TIMEOUT_MS) -> None:
+    """Open one photo (it joins the queue) and wait for its cutout."""
     previous = page.evaluate("document.body.dataset.result || ''")
     page.set_input_files("#file-input", str(photo))
     page.wait_for_function(
@@ -74,13 +69,50 @@ def _cut(page: Any, photo: Path, timeout_ms: int = CUT_TIMEOUT_MS) -> None:
     assert page.evaluate("document.getElementById('status').dataset.state") != "error", status
 
 
-def _export(page: Any, button: str, folder: Path) -> Path:
+def _queue(page: Any) -> list[str]:
+    return json.loads(page.evaluate("document.body.dataset.queue || '[]'"))
+
+
+def _wait_queue_idle(page: Any, timeout_ms: int = CUT_TIMEOUT_MS) -> None:
+    page.wait_for_function(
+        "() => { const q = JSON.parse(document.body.dataset.queue || '[]');"
+        " return q.length > 0 && q.every(s => s === 'done' || s === 'failed'); }",
+        timeout=timeout_ms,
+    )
+
+
+def _export(page: Any, fmt: str, folder: Path) -> Path:
+    page.select_option("#format", fmt)
     with page.expect_download(timeout=60_000) as info:
-        page.click(button)
+        page.click("#export")
     download = info.value
     path = folder / download.suggested_filename
     download.save_as(path)
     return path
+
+
+def _download_all(page: Any, folder: Path) -> Path:
+    page.select_option("#format", "png")
+    with page.expect_download(timeout=60_000) as info:
+        page.click("#download-all")
+    download = info.value
+    path = folder / download.suggested_filename
+    download.save_as(path)
+    return path
+
+
+def _axe(page: Any, source: str) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(source)  # DevTools evaluation: not subject to the page's CSP
+    found = page.evaluate(
+        """async () => {
+          const r = await axe.run(document, {resultTypes: ["violations"]});
+          return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                          nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}));
+        }"""
+    )
+    return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
 def _alpha(path: Path) -> np.ndarray:
@@ -96,9 +128,52 @@ def reference(session: Any) -> Any:
     return {p.name: remove_background(p, session=session) for p in (PHOTO, PHOTO_WITH_ALPHA, *MORE_PHOTOS)}
 
 
+@dataclass
+class Visit:
+    page: Any
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    downloads: dict[str, Path] = field(default_factory=dict)
+    hits_before: int = 0
+    first_tab: dict[str, Any] = field(default_factory=dict)
+    working_view: dict[str, Any] = field(default_factory=dict)
+    axe: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    live_texts: list[str] = field(default_factory=list)
+    queue_seen: list[list[str]] = field(default_factory=list)
+
+
+QUEUE = [PHOTO, *MORE_PHOTOS]
+
+
 @pytest.fixture(scope="module")
-def first_visit(browser: Any, live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Visit:
-    """Load the page, cut out a photo, export PNG and WebP; every request recorded."""
+def axe_source() -> str:
+    from alphacut.web import runtime
+
+    try:
+        return runtime.axe_path().read_text(encoding="utf-8")
+    except runtime.RuntimeNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+WORKING_VIEW = """() => {
+  const stage = document.getElementById("stage");
+  const w = stage.clientWidth;
+  const clip = document.getElementById("layer-after").style.clipPath;
+  return {
+    overlay: !document.getElementById("working").hidden,
+    overlayText: document.getElementById("working-text").textContent,
+    divider: !document.getElementById("divider").hidden,
+    afterHidden: clip === `inset(0px 0px 0px ${w}px)`,
+  };
+}"""
+
+
+@pytest.fixture(scope="module")
+def first_visit(
+    browser: Any, live_server: Any, axe_source: str, tmp_path_factory: pytest.TempPathFactory
+) -> Visit:
+    """Load the page, queue three photos at once, review while they work, download them
+    all as a ZIP, then export one as PNG and WebP; every request recorded."""
     folder = tmp_path_factory.mktemp("downloads")
     visit = Visit(page=None, hits_before=len(live_server.hits))  # type: ignore[arg-type]
     record = _record_request(visit.requests)
@@ -110,10 +185,40 @@ def first_visit(browser: Any, live_server: Any, tmp_path_factory: pytest.TempPat
         page.on("pageerror", lambda e: visit.console_errors.append(str(e)))
         page.on("websocket", lambda ws: visit.console_errors.append(f"websocket opened: {ws.url}"))
         page.goto(f"{live_server.url}/?backend=wasm")
+        page.keyboard.press("Tab")
+        visit.first_tab = page.evaluate(
+            "() => ({id: document.activeElement.id, visible: document.activeElement.matches(':focus-visible')"
+            " && document.activeElement.offsetParent !== null})"
+        )
         _wait_ready(page)
-        _cut(page, PHOTO)
-        visit.downloads["png"] = _export(page, "#export-png", folder)
-        visit.downloads["webp"] = _export(page, "#export-webp", folder)
+        visit.axe["empty page"] = _axe(page, axe_source)
+        # Every text the live region takes from now on (screen readers read each).
+        page.evaluate(
+            """() => { window.liveTexts = []; const s = document.getElementById("status");
+              new MutationObserver(() => liveTexts.push(s.textContent))
+                .observe(s, {subtree: true, childList: true, characterData: true}); }"""
+        )
+        page.set_input_files("#file-input", [str(p) for p in QUEUE])
+        # The first photo is selected at once; while it is in the model, the viewer
+        # shows the original with a note, not an empty After side.
+        page.wait_for_function(
+            "() => document.getElementById('working-text').textContent.startsWith('Finding the subject')",
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        visit.working_view = page.evaluate(WORKING_VIEW)
+        visit.queue_seen.append(_queue(page))
+        visit.axe["queue"] = _axe(page, axe_source)
+        _wait_queue_idle(page, CUT_TIMEOUT_MS * len(QUEUE))
+        visit.queue_seen.append(_queue(page))
+        visit.live_texts = page.evaluate("window.liveTexts")
+        visit.downloads["zip"] = _download_all(page, folder)
+        # Review the first photo while nothing else runs, and export it both ways.
+        page.click(f'.queue-item >> text="{PHOTO.name}"')
+        page.wait_for_function("() => document.getElementById('working').hidden")
+        visit.axe["result"] = _axe(page, axe_source)
+        visit.downloads["png"] = _export(page, "png", folder)
+        visit.downloads["webp"] = _export(page, "webp", folder)
+        page.select_option("#format", "png")
         # The model and runtime are in the offline cache once the badge shows.
         page.wait_for_selector('body[data-offline="true"]', state="attached", timeout=60_000)
     finally:
@@ -148,7 +253,10 @@ def test_export_matches_the_python_engine(first_visit: Visit, reference: dict[st
     assert 0.05 < float(alpha.mean()) < 0.95, "a subject was found"
 
 
-def test_webp_export_is_lossless_alpha(first_visit: Visit) -> None:
+def test_webp_keeps_alpha_and_opaque_colours_and_claims_no_more(first_visit: Visit) -> None:
+    """The browser's WebP encoder goes through a premultiplied canvas: the colours of
+    nearly transparent pixels cannot be kept exactly, so the page does not call it
+    lossless and says what it rounds; alpha and opaque pixels are exact."""
     webp = first_visit.downloads["webp"]
     assert webp.name == "girl-1-cutout.webp"
     with Image.open(webp) as im:
@@ -159,13 +267,86 @@ def test_webp_export_is_lossless_alpha(first_visit: Visit) -> None:
     assert np.array_equal(webp_rgba[..., 3], png_rgba[..., 3])
     opaque = png_rgba[..., 3] == 255
     assert np.array_equal(webp_rgba[opaque][:, :3], png_rgba[opaque][:, :3])
+    page = first_visit.page
+    faint = (png_rgba[..., 3] > 0) & (png_rgba[..., 3] < 16)
+    exact = np.array_equal(webp_rgba[faint][:, :3], png_rgba[faint][:, :3])
+    wording = " ".join(page.locator("#format option, #export, #format-note").all_text_contents()).lower()
+    if not exact:
+        assert "lossless" not in wording, "WebP is offered as lossless but changes faint colours"
+        page.select_option("#format", "webp")
+        note = page.text_content("#format-note")
+        assert page.is_visible("#format-note") and "nearly transparent" in note
+        page.select_option("#format", "png")
+
+
+def test_download_all_zip_holds_every_cutout(first_visit: Visit, reference: dict[str, Any]) -> None:
+    """The ZIP made in the page: one PNG per queued photo, each the Python engine's cutout."""
+    path = first_visit.downloads["zip"]
+    assert path.suffix == ".zip"
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        names = archive.namelist()
+        assert names == [f"{p.stem}-cutout.png" for p in QUEUE]
+        for photo in QUEUE:
+            with Image.open(io.BytesIO(archive.read(f"{photo.stem}-cutout.png"))) as im:
+                assert im.mode == "RGBA"
+                alpha = np.asarray(im)[..., 3].astype(np.float32) / 255.0
+            want = reference[photo.name]
+            assert alpha.shape == want.alpha.shape
+            assert float(np.abs(alpha - want.alpha).mean()) <= PARITY_MAE, photo.name
+            inter = np.logical_and(alpha > 0.5, want.alpha > 0.5).sum()
+            union = np.logical_or(alpha > 0.5, want.alpha > 0.5).sum()
+            assert inter / union >= 0.99, photo.name
+    assert first_visit.page.evaluate("document.body.dataset.zipped") == str(len(QUEUE))
+
+
+def test_queue_takes_several_images_and_shows_work_in_progress(first_visit: Visit) -> None:
+    """Three photos opened at once are all cut out (none dropped); while the first is in
+    the model the others wait, and its view shows the original with a note, no divider."""
+    during, after = first_visit.queue_seen
+    assert len(during) == len(QUEUE) and during[0] == "working"
+    assert "waiting" in during or during.count("working") == 2
+    assert after == ["done"] * len(QUEUE)
+    view = first_visit.working_view
+    assert view["overlay"] and view["overlayText"].startswith("Finding the subject"), view
+    assert not view["divider"] and view["afterHidden"], view
+    page = first_visit.page
+    thumbs = page.eval_on_selector_all(".queue-item img", "els => els.map(e => e.naturalWidth)")
+    assert len(thumbs) == len(QUEUE) and all(0 < w <= 192 for w in thumbs)
+    states = page.locator(".queue-item .state").all_text_contents()
+    assert states == ["Done"] * len(QUEUE)
+
+
+def test_live_region_is_not_read_every_second(first_visit: Visit) -> None:
+    """The status live region changes per event (an image done), never with a seconds
+    count: screen readers would read it aloud every second."""
+    texts = first_visit.live_texts
+    assert texts, "the live region announced the queue's progress"
+    assert not any(re.search(r"\d+ s$", t.strip()) for t in texts), texts
+    assert len(texts) <= 4 * len(QUEUE), texts
+
+
+def test_first_tab_lands_on_the_visible_choose_button(first_visit: Visit) -> None:
+    assert first_visit.first_tab == {"id": "choose-button", "visible": True}
+    page = first_visit.page
+    names = page.locator("text=/Choose (an )?image/i").count()
+    assert names == 1, "one control to choose images"
+    assert page.get_attribute("#file-input", "hidden") is not None
+
+
+@pytest.mark.parametrize("moment", ["empty page", "queue", "result"])
+def test_axe_finds_no_serious_violation(first_visit: Visit, moment: str) -> None:
+    assert first_visit.axe[moment] == [], first_visit.axe[moment]
 
 
 def test_privacy_nothing_leaves_the_tab(first_visit: Visit, live_server: Any) -> None:
-    """Every request of the whole session is a body-less GET of the app's own files."""
+    """Every request of the whole session (a queue of three images, their ZIP and two
+    exports) is a body-less GET of the app's own files: no image byte goes anywhere."""
     origin = live_server.url
-    image = PHOTO.read_bytes()
-    needles = [image[i : i + 48] for i in range(200, len(image) - 48, len(image) // 8)]
+    needles = []
+    for photo in QUEUE:
+        image = photo.read_bytes()
+        needles += [image[i : i + 48] for i in range(200, len(image) - 48, len(image) // 8)]
     text_needles = [base64.b64encode(n).decode() for n in needles] + [n.hex() for n in needles]
     config = json.loads(
         first_visit.page.text_content("#alphacut-config")  # the page's own list of assets
@@ -175,7 +356,7 @@ def test_privacy_nothing_leaves_the_tab(first_visit: Visit, live_server: Any) ->
         url = request["url"]
         parts = urlsplit(url)
         if parts.scheme in ("blob", "data"):
-            continue  # in-memory URLs of this tab (the export download)
+            continue  # in-memory URLs of this tab (thumbnails, the downloads)
         assert f"{parts.scheme}://{parts.netloc}" == origin, f"request to another origin: {url}"
         assert request["method"] == "GET", f"{request['method']} {url}"
         assert not request["body"], f"a request with a body: {url}"
@@ -192,25 +373,136 @@ def test_privacy_nothing_leaves_the_tab(first_visit: Visit, live_server: Any) ->
         assert hit.body_bytes == 0, hit
         assert hit.path in known or hit.path.startswith("/assets/"), hit
         assert hit.status in (200, 304), hit
-    assert config["model"]["wasm"] in {h.path for h in hits}
+    paths = {h.path for h in hits}
+    assert config["model"]["wasm"] in paths and config["zip"] in paths
 
 
-@pytest.mark.parametrize("photo", MORE_PHOTOS, ids=lambda p: p.name)
-def test_more_photos_match_the_python_engine(
-    first_visit: Visit, reference: dict[str, Any], photo: Path, tmp_path: Path
-) -> None:
-    """Parity on other subjects and shapes: the same alpha as Python, in the same page."""
+def _stage_pixels(page: Any, tmp_path: Path) -> np.ndarray:
+    """A screenshot of the After side's top-right corner of the image (background there)."""
+    box = page.evaluate(
+        """() => { const r = document.getElementById("after").getBoundingClientRect();
+                   const s = document.getElementById("stage").getBoundingClientRect();
+                   const right = Math.min(r.right, s.right) - 8, top = Math.max(r.top, s.top) + 8;
+                   return {x: right - 48, y: top, width: 48, height: 48}; }"""
+    )
+    shot = tmp_path / "stage.png"
+    page.screenshot(path=str(shot), clip=box)
+    with Image.open(shot) as im:
+        return np.asarray(im.convert("RGB")).reshape(-1, 3).astype(int)
+
+
+def test_checkerboard_comes_back_after_a_colour(first_visit: Visit, tmp_path: Path) -> None:
+    """Choosing White, then Checkerboard again, repaints the preview (sampled pixels)."""
     page = first_visit.page
-    _cut(page, photo)
-    png = _export(page, "#export-png", tmp_path)
-    assert png.name == f"{photo.stem}-cutout.png"
-    want = reference[photo.name]
-    alpha = _alpha(png)
-    assert alpha.shape == want.alpha.shape
-    assert float(np.abs(alpha - want.alpha).mean()) <= PARITY_MAE
-    inter = np.logical_and(alpha > 0.5, want.alpha > 0.5).sum()
-    union = np.logical_or(alpha > 0.5, want.alpha > 0.5).sum()
-    assert inter / union >= 0.99
+    page.click(f'.queue-item >> text="{PHOTO.name}"')
+    page.click("label.swatch.white")
+    page.wait_for_timeout(200)
+    white = _stage_pixels(page, tmp_path)
+    assert (np.abs(white - 255).max(axis=1) <= 2).mean() > 0.95, "white preview"
+    page.click("label.swatch.checker")
+    page.wait_for_timeout(200)
+    checker = _stage_pixels(page, tmp_path)
+    light = (np.abs(checker - 255).max(axis=1) <= 2).mean()
+    dark = (np.abs(checker - [204, 209, 217]).max(axis=1) <= 3).mean()
+    assert light > 0.2 and dark > 0.2, (light, dark)
+
+
+def test_failed_open_keeps_the_result_usable(first_visit: Visit, tmp_path: Path) -> None:
+    """A file that cannot be read joins the queue as failed, with the reason; the result
+    under review stays on screen and can still be downloaded."""
+    page = first_visit.page
+    page.click(f'.queue-item >> text="{PHOTO.name}"')
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 100)
+    page.set_input_files("#file-input", str(broken))
+    page.wait_for_function("() => JSON.parse(document.body.dataset.queue).at(-1) === 'failed'", timeout=60_000)
+    assert page.evaluate("document.getElementById('status').dataset.state") == "error"
+    assert "broken.png" in page.text_content("#status-text")
+    failed = page.locator('.queue-item[data-status="failed"] .state').last.text_content()
+    assert failed.startswith("Failed: cannot read this image"), failed
+    assert page.locator(".queue-item[aria-current=true] .name").text_content() == PHOTO.name
+    assert page.is_enabled("#export") and page.is_enabled("#download-all")
+    png = _export(page, "png", tmp_path)
+    assert png.name == "girl-1-cutout.png"
+
+
+def test_settings_are_remembered_but_never_images(first_visit: Visit) -> None:
+    page = first_visit.page
+    page.click("label.swatch.black")
+    page.select_option("#format", "webp")
+    stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert len(stored) < 300, stored
+    page.reload()
+    _wait_ready(page)
+    assert page.is_checked('input[name="bg"][value="black"]')
+    assert page.input_value("#format") == "webp"
+    assert _queue(page) == [], "images are not kept across visits"
+    page.evaluate("localStorage.removeItem('alphacut.settings')")
+
+
+def _touch(cdp: Any, kind: str, points: list[tuple[float, float]]) -> None:
+    cdp.send(
+        "Input.dispatchTouchEvent",
+        {"type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]},
+    )
+
+
+def _swipe(cdp: Any, start: list[tuple[float, float]], end: list[tuple[float, float]], steps: int = 10) -> None:
+    _touch(cdp, "touchStart", start)
+    for k in range(1, steps + 1):
+        f = k / steps
+        _touch(cdp, "touchMove", [(a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f) for a, b in zip(start, end)])
+    _touch(cdp, "touchEnd", [])
+
+
+def test_phone_layout_and_touch(
+    playwright_driver: Any, live_server: Any, tmp_path: Path
+) -> None:
+    """A 390 x 844 touch phone: touch wording, the viewer sized to the photo, a 44 px
+    divider handle, one finger scrolls the page, two fingers pinch-zoom the image."""
+    from headless_chromium import launch
+
+    context = launch(
+        playwright_driver, tmp_path, viewport={"width": 390, "height": 844},
+        is_mobile=True, has_touch=True, device_scale_factor=2,
+    )
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/?backend=wasm")
+        assert page.is_visible(".touch-only") and not page.is_visible(".pointer-only")
+        assert "Ctrl" not in page.inner_text("#dropzone") and "Drop" not in page.inner_text("#dropzone")
+        _wait_ready(page)
+        _cut(page, MORE_PHOTOS[0])  # a landscape photo
+        stage = page.locator("#stage").bounding_box()
+        image = page.locator("#after").bounding_box()
+        assert stage["height"] <= image["height"] + 2, (stage, image)
+        handle = page.locator("#divider .handle").bounding_box()
+        assert handle["width"] >= 44 and handle["height"] >= 44
+        cdp = context.new_cdp_session(page)
+        view = page.evaluate("document.getElementById('after').style.transform")
+        x, y = stage["x"] + stage["width"] * 0.25, stage["y"] + stage["height"] * 0.6
+        scroll = page.evaluate("scrollY")
+        _swipe(cdp, [(x, y)], [(x, y - 120)])
+        page.wait_for_timeout(300)
+        assert page.evaluate("scrollY") > scroll, "one finger scrolls the page"
+        assert page.evaluate("document.getElementById('after').style.transform") == view, "the image did not move"
+        stage = page.locator("#stage").bounding_box()
+        cx, cy = stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2
+        before = page.text_content("#zoom-level")
+        _swipe(cdp, [(cx - 30, cy), (cx + 30, cy)], [(cx - 120, cy), (cx + 120, cy)])
+        page.wait_for_timeout(200)
+        zoom = int(page.text_content("#zoom-level").rstrip("%"))
+        assert zoom > int(before.rstrip("%")) * 2, (before, zoom)
+        # Zoomed in, one finger pans the image instead of scrolling.
+        view = page.evaluate("document.getElementById('after').style.transform")
+        scroll = page.evaluate("scrollY")
+        px = cx + stage["width"] * 0.25  # away from the divider, which sits in the middle
+        _swipe(cdp, [(px, cy)], [(px - 80, cy - 40)])
+        page.wait_for_timeout(200)
+        assert page.evaluate("document.getElementById('after').style.transform") != view
+        assert page.evaluate("scrollY") == scroll
+    finally:
+        context.close()
 
 
 def _empty_mask_model() -> bytes:
@@ -277,7 +569,7 @@ def test_webgpu_failure_mid_cut_falls_back_to_wasm(
         status = page.text_content("#status-text")
         assert "Redone on the CPU" in status and "WebGPU failed" in status, status
         assert "WebAssembly" in page.text_content("#backend-badge")
-        png = _export(page, "#export-png", tmp_path)
+        png = _export(page, "png", tmp_path)
     finally:
         context.close()
         server.stop()
@@ -310,7 +602,7 @@ def test_webgpu_path_matches_python(
         assert "WebGPU" in page.text_content("#backend-badge")
         _cut(page, PHOTO, timeout_ms=1_200_000)
         assert page.evaluate("document.body.dataset.backend") == "webgpu", "no fallback to WASM"
-        png = _export(page, "#export-png", folder)
+        png = _export(page, "png", folder)
     finally:
         context.close()
     want = reference[PHOTO.name]
@@ -339,7 +631,7 @@ def test_second_visit_and_offline(
     _wait_ready(page)
     assert page.evaluate("crossOriginIsolated") is True, "the cached page keeps its headers"
     _cut(page, PHOTO_WITH_ALPHA)
-    png = _export(page, "#export-png", tmp_path_factory.mktemp("offline"))
+    png = _export(page, "png", tmp_path_factory.mktemp("offline"))
     assert png.name == "plants-1-cutout.png"
     want = reference[PHOTO_WITH_ALPHA.name]
     assert float(np.abs(_alpha(png) - want.alpha).mean()) <= PARITY_MAE

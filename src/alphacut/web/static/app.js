@@ -287,7 +287,9 @@ function pump() {
     const next = state.items.find((item) => item.status === "waiting" && !item.prepared && !item.claimed);
     if (next) prepareItem(next);
   }
-  if (!state.inModel && state.ready.length && document.body.dataset.ready === "true") {
+  // At most two images wait for (or are in) refinement: with a fast GPU model the
+  // full-resolution work could otherwise pile up in memory.
+  if (!state.inModel && state.ready.length && state.finishing < 2 && document.body.dataset.ready === "true") {
     const item = state.ready.shift();
     inferItem(item);
   }
@@ -297,6 +299,7 @@ function pump() {
 async function prepareItem(item) {
   state.preparing = item;
   item.claimed = true;
+  item.begun ??= performance.now(); // its own time starts when it leaves the queue
   setItem(item, "working", "Reading the image");
   try {
     await state.image.ready;
@@ -336,17 +339,19 @@ async function inferItem(item) {
     await finishItem(item, msg);
   } catch (error) {
     if (state.inModel === item) state.inModel = null;
-    if (error.fallback && model === state.model) {
-      // Redo this image on the CPU: its pixels are still in the image worker, but its
-      // model input went to the failed worker: prepare it again.
-      item.note = `Redone on the CPU: WebGPU failed (${error.message}).`;
-      document.body.dataset.fallback = error.message; // read by the tests
+    const replaced = model !== state.model; // the backend was changed meanwhile
+    if (replaced || error.fallback) {
+      // Redo this image: its model input went to the old worker, so prepare it again.
+      if (!replaced) {
+        item.note = `Redone on the CPU: WebGPU failed (${error.message}).`;
+        document.body.dataset.fallback = error.message; // read by the tests
+        setStatus(`WebGPU failed (${error.message}); retrying on the CPU…`, { progress: true });
+        startModel("wasm");
+      }
       state.image.post({ type: "drop", id: item.imageJob });
       item.prepared = false;
       item.claimed = false;
       setItem(item, "waiting", "");
-      setStatus(`WebGPU failed (${error.message}); retrying on the CPU…`, { progress: true });
-      startModel("wasm");
     } else {
       state.image.post({ type: "drop", id: item.imageJob });
       fail(item, error);
@@ -366,7 +371,7 @@ async function finishItem(item, maskMsg) {
     ]);
     item.png = msg.png;
     item.timings = { ...msg.timings, model: maskMsg.ms, inference: maskMsg.ms };
-    item.total = performance.now() - item.started;
+    item.total = performance.now() - item.begun;
     setThumb(item, msg.thumb);
     setItem(item, "done", "");
     const t = item.timings;
@@ -388,6 +393,7 @@ async function finishItem(item, maskMsg) {
   } finally {
     state.finishing--;
     updateQueue();
+    pump();
   }
 }
 
@@ -919,9 +925,6 @@ function setupInput() {
   });
   ui.backendSelect.addEventListener("change", () => {
     saveSettings();
-    if (state.inModel) {
-      setStatus("The backend changes after the current image.", {});
-    }
     setStatus("Switching backend…", { progress: true });
     startModel(ui.backendSelect.value);
   });
