@@ -109,6 +109,22 @@ def test_cut_never_takes_its_own_outputs_as_inputs(tmp_path: Path, fake_model: F
     assert _files(tmp_path / "shots" / "out") == ["car-1-cutout.png"]
 
 
+def test_cut_names_shared_outputs_by_one_rule(tmp_path: Path, fake_model: FakeSession) -> None:
+    small_photo(tmp_path / "a.jpg")
+    shutil.copy(tmp_path / "a.jpg", tmp_path / "a.png")
+    small_photo(tmp_path / "b.jpg")
+    # The same file twice (itself and through its folder) is one input; a.jpg and a.png both keep
+    # their extension, whatever the order.
+    code, out, _ = run("cut", str(tmp_path / "b.jpg"), str(tmp_path / "a.png"), str(tmp_path), "-o",
+                       str(tmp_path / "o"), "--json")
+    records = [json.loads(line) for line in out.decode().splitlines()]
+    assert code == 0 and len(records) == 3
+    assert _files(tmp_path / "o") == ["a-jpg-cutout.png", "a-png-cutout.png", "b-cutout.png"]
+    notes = {Path(r["output"]).name: r["warnings"] for r in records}
+    assert any("another input also makes a-cutout.png" in w for w in notes["a-png-cutout.png"])
+    assert notes["b-cutout.png"] == []
+
+
 def test_cut_cleans_the_temporary_files_a_killed_run_left(tmp_path: Path, fake_model: FakeSession) -> None:
     small_photo(tmp_path / "a.jpg")
     (tmp_path / ".a-cutout.png.x8k2_q.part").write_bytes(b"half an image, left by kill -9")

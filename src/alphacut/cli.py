@@ -209,7 +209,15 @@ def _collect(inputs: tuple[str, ...], out_dir: Path | None) -> tuple[list[_Item]
             items.extend(_Item(source=m, display=str(m)) for m in matches if wanted(m))
         else:
             missing.append(arg)
-    return items, missing, own
+    seen: set[Path] = set()  # a file named twice (itself and its folder, two globs) is cut once
+    unique = []
+    for item in items:
+        key = item.source.resolve() if item.source is not None else None
+        if key is None or key not in seen:
+            unique.append(item)
+            if key is not None:
+                seen.add(key)
+    return unique, missing, own
 
 
 _INTERRUPTED = ("alphacut: interrupted: the outputs written are whole; run the same command again to do the rest"
