@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms
 
-__all__ = ["Case", "SUFFIX", "cases", "seeds"]
+__all__ = ["Case", "SUFFIX", "cases", "is_clean_error", "seeds"]
 
 SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "GIF": ".gif", "HEIF": ".heic",
           "BMP": ".bmp"}
@@ -36,6 +36,16 @@ class Case:
     name: str
     data: bytes
     recipe: str
+
+
+_ADVICE = ("re-export", "re-download", "use ", "check", "raise", "crop", "downscale", "close other", "nothing to",
+           "move it", "free some", "writable", "report", "send ")
+
+
+def is_clean_error(message: str | None) -> bool:
+    """An error as a user should see it: one line, no traceback, and it says what to do."""
+    return (bool(message) and "\n" not in str(message) and "Traceback" not in str(message)
+            and len(str(message)) < 400 and any(hint in str(message) for hint in _ADVICE))
 
 
 def _picture(w: int, h: int, seed: int, channels: int = 3) -> np.ndarray:

@@ -145,6 +145,23 @@ def test_damaged_tiff_pages(tag: int, change: dict[str, int]) -> None:
     assert any("damaged pages" in w for w in decoded.warnings)
 
 
+def test_an_icc_tag_damaged_into_a_number_is_ignored() -> None:
+    buf = io.BytesIO()
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.new("RGB", (8, 6), (10, 20, 30)).save(buf, "TIFF", icc_profile=icc)
+    b = bytearray(buf.getvalue())
+    (ifd,) = struct.unpack("<I", b[4:8])
+    (count,) = struct.unpack("<H", b[ifd : ifd + 2])
+    for i in range(count):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack("<H", b[entry : entry + 2])[0] == 34675:  # InterColorProfile
+            b[entry + 2 : entry + 8] = struct.pack("<HI", 4, 1)  # now one LONG: Pillow gives an int
+    decoded = imageio.decode(bytes(b))
+    assert decoded.icc_profile is None and any("ICC" in w for w in decoded.warnings)
+    rgba = np.dstack([decoded.pixels, np.full((6, 8), 255, np.uint8)])
+    assert imageio.encode(rgba, format="png", icc_profile=decoded.icc_profile)  # encoding it raised TypeError
+
+
 def test_a_damaged_icc_profile_is_ignored_not_fatal() -> None:
     icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
     icc[16] = 0xA6  # the colour space signature ("RGB "), not ASCII any more: Pillow raised UnicodeDecodeError

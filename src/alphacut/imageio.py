@@ -251,6 +251,15 @@ def _check_size(size: tuple[int, int], max_megapixels: float) -> None:
         )
 
 
+def _icc_of(im: Image.Image, notes: list[str]) -> bytes | None:
+    """The embedded ICC profile's bytes; a damaged tag can make it a number or a tuple instead."""
+    icc = im.info.get("icc_profile") or None
+    if icc is None or isinstance(icc, bytes):
+        return icc
+    notes.append("the embedded ICC colour profile is damaged: ignored, colours read as sRGB")
+    return None
+
+
 def _detail(exc: BaseException) -> str:
     """A decoder's own words, on one line and short enough for a report."""
     return " ".join(str(exc).split())[:120]
@@ -281,7 +290,7 @@ def _from_pil(
             im.seek(0)
     _load(im)
     im = ImageOps.exif_transpose(im) or im
-    icc = im.info.get("icc_profile") or None
+    icc = _icc_of(im, notes)
 
     if im.mode == "CMYK":
         try:
@@ -398,7 +407,8 @@ def _decode_16bit(data: bytes, im: Image.Image, fmt: str, color: str) -> Decoded
         arr = arr[..., [2, 1, 0, 3]]
     orientation = im.getexif().get(0x0112, 1)
     arr = _orient(arr, orientation)
-    return _finish(np.ascontiguousarray(arr), im.info.get("icc_profile") or None, fmt, [], color, gray_icc=False)
+    notes: list[str] = []
+    return _finish(np.ascontiguousarray(arr), _icc_of(im, notes), fmt, notes, color, gray_icc=False)
 
 
 def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
