@@ -44,4 +44,6 @@ def write_section(name: str, text: str, path: Path = RESULTS) -> None:
         new = old[: old.index(start)] + block + old[old.index(end) + len(end) :].lstrip("\n")
     else:
         new = old.rstrip("\n") + "\n\n" + block
-    path.write_text(new)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")  # atomic: never a half-written RESULTS.md
+    tmp.write_text(new)
+    os.replace(tmp, path)

@@ -1,0 +1,75 @@
+"""Quality regression: the default cutout is never worse than the model's own mask.
+
+Runs the default options and ``refine=False`` ("raw": the model's mask
+upsampled) on a fixed subset of the real-photo sets in the shared data folder
+beside the checkout (20 everyday photos with a binary truth, 5 matting photos
+with a measured soft alpha; read from there, never copied here) with the
+metrics of ``benchmarks/quality.py``, and fails where refining made the edges
+worse: set-level edge or spread error above raw's, IoU below raw's, or more
+than 10 % of the photos with an edge error more than 2 % above raw's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ALPHACUT_DATA", ROOT.parent / "shared" / "data"))
+# A fixed choice: every tenth ECSSD photo of the shared 200, every fourth matting photo.
+ECSSD_STEP = 10
+ALPHAMATTING = ("GT01", "GT05", "GT10", "GT16", "GT21")
+IOU_SLACK = 1e-4  # float rounding, not a tolerance for a worse outline
+WORSE_SHARE = 0.10
+
+
+def _harness():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("alphacut_quality_harness", ROOT / "benchmarks" / "quality.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def reports(session):  # type: ignore[no-untyped-def]
+    missing = [d for d in ("ecssd", "alphamatting") if not (DATA / d).is_dir()]
+    if missing:
+        pytest.skip(
+            f"{', '.join(missing)} missing under {DATA}: the real-photo sets live in the shared data folder"
+            " beside the checkout (set ALPHACUT_DATA to where it is)"
+        )
+    q = _harness()
+    ecssd = q.ecssd_set(DATA / "ecssd")[::ECSSD_STEP]
+    matting = q.alphamatting_set(DATA / "alphamatting", names=ALPHAMATTING)
+    assert len(ecssd) == 20 and len(matting) == 5
+    runner = q.Runner(session=session, cache=None)  # no cache: nothing written into the checkout
+    return q.evaluate(runner, {"ecssd": ecssd, "alphamatting": matting}, ["raw", "default"], progress=False)
+
+
+@pytest.mark.parametrize("set_name", ["ecssd", "alphamatting"])
+def test_default_is_not_worse_than_raw(reports, set_name: str) -> None:  # type: ignore[no-untyped-def]
+    rep = reports[set_name]
+    edge = rep.mean("default", "edge") / rep.mean("raw", "edge")
+    raw_spread, spread = rep.mean("raw", "spread"), rep.mean("default", "spread")
+    iou_raw, iou = rep.mean("raw", "iou"), rep.mean("default", "iou")
+    worse, _ = rep.compare("default", "raw")
+    n = len(rep.photos)
+    problems = []
+    if edge > 1.0:
+        problems.append(f"edge error {edge:.2f}x raw's")
+    if spread > raw_spread:
+        problems.append(f"spread {spread:.4f} > raw's {raw_spread:.4f}")
+    if iou < iou_raw - IOU_SLACK:
+        problems.append(f"IoU {iou:.4f} < raw's {iou_raw:.4f}")
+    if worse > WORSE_SHARE * n:
+        bad = sorted(rep.photos, key=lambda p: rep.photos[p]["raw"]["edge"] - rep.photos[p]["default"]["edge"])
+        problems.append(f"{worse} of {n} photos worse than raw (edge > 2 % above), e.g. {', '.join(bad[:5])}")
+    assert not problems, f"{set_name}: default cutout worse than the model's own mask: " + "; ".join(problems)
