@@ -118,10 +118,9 @@ def test_parallel_first_calls_never_hang(tmp_path: Path, busy_cpu: None) -> None
     script = tmp_path / "round.py"
     script.write_text(_ROUND)
     for round_ in range(1, ROUNDS + 1):
-        rc, out, err = _run_round(
-            [str(script), str(tmp_path / "stress.onnx")], what=f"round {round_} of {ROUNDS}", deadline_s=ROUND_DEADLINE_S
-        )
-        assert rc == 0 and "round done" in out, f"round {round_} of {ROUNDS} failed (rc {rc}):\n{err[-6000:]}"
+        what = f"round {round_} of {ROUNDS}"
+        rc, out, err = _run_round([str(script), str(tmp_path / "stress.onnx")], what=what, deadline_s=ROUND_DEADLINE_S)
+        assert rc == 0 and "round done" in out, f"{what} failed (rc {rc}):\n{err[-6000:]}"
 
 
 @pytest.mark.model

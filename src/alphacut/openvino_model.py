@@ -85,7 +85,7 @@ def _prime_numpy_bridge(ov: Any, request: Any, ports: list[Any]) -> None:
     with _FIRST_USE_LOCK:
         ov.Tensor(np.zeros(1, np.float32))  # numpy dtype -> element type
         for port in ports:
-            request.get_tensor(port).data  # element type -> numpy dtype, per type this model uses
+            _ = request.get_tensor(port).data  # element type -> numpy dtype, per type this model uses
 
 
 class OpenVinoModel:
@@ -141,7 +141,7 @@ class OpenVinoModel:
                 views = [request.get_tensor(port).data for port in ports]
                 if not outs:
                     outs = [np.empty((batch.shape[0], *v.shape[1:]), v.dtype) for v in views]
-                for out, view in zip(outs, views):
+                for out, view in zip(outs, views, strict=True):
                     out[i] = view[0]  # a copy: the request's tensors are reused by its next call
         finally:
             self._idle.put(request)
