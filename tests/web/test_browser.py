@@ -440,6 +440,35 @@ def test_settings_are_remembered_but_never_images(first_visit: Visit) -> None:
     page.evaluate("localStorage.removeItem('alphacut.settings')")
 
 
+def test_full_queue_refuses_more_with_a_message(launch_browser: Any, live_server: Any, tmp_path: Path) -> None:
+    """Past the queue's memory budget new images are refused, with what to do; the ones
+    already queued stay. The budget (2 GiB) is lowered here through the page's config."""
+    photos = []
+    for k in range(3):
+        photos.append(tmp_path / f"photo-{k}.jpg")
+        photos[-1].write_bytes(PHOTO.read_bytes())
+    limit = PHOTO.stat().st_size * 2 + 100
+    context = launch_browser(tmp_path / "browser")
+    try:
+        page = context.new_page()
+
+        def lower_limit(route: Any) -> None:
+            response = route.fetch()
+            body = response.text().replace('"graphs":', f'"limits":{{"queueBytes":{limit}}},"graphs":', 1)
+            route.fulfill(response=response, body=body)
+
+        page.route(f"{live_server.url}/?backend=wasm", lower_limit)
+        page.goto(f"{live_server.url}/?backend=wasm")
+        page.set_input_files("#file-input", [str(p) for p in photos])
+        page.wait_for_function("() => document.getElementById('status').dataset.state === 'error'")
+        text = page.text_content("#status-text")
+        assert text.startswith("The queue is full") and "1 image was not added (photo-2.jpg)" in text, text
+        assert "Download all" in text and "Clear finished" in text
+        assert len(_queue(page)) == 2
+    finally:
+        context.close()
+
+
 def _touch(cdp: Any, kind: str, points: list[tuple[float, float]]) -> None:
     cdp.send(
         "Input.dispatchTouchEvent",

@@ -7,8 +7,10 @@ const $ = (id) => document.getElementById(id);
 
 const MAX_ZOOM = 8; // 800 %
 // What the queue may keep (original files and finished cutouts, encoded): beyond this
-// a tab risks running out of memory, so new images are refused with a message.
-const MAX_STORED_BYTES = 2 * 1024 ** 3;
+// a tab risks running out of memory, so new images are refused with a message. 2 GiB,
+// less on a device with little memory (a quarter of it); the tests lower it by config.
+const MAX_STORED_BYTES =
+  config.limits?.queueBytes ?? Math.min(2 * 1024 ** 3, (navigator.deviceMemory || 8) * 1024 ** 3 / 4);
 const MAX_ITEMS = 1000;
 const SETTINGS_KEY = "alphacut.settings";
 
@@ -79,12 +81,14 @@ function loadSettings() {
   }
 }
 
+let backendSetting = "auto"; // the user's choice (a ?backend= in the address is not saved)
+
 function saveSettings() {
   const settings = {
     background: document.querySelector('input[name="bg"]:checked').value,
     color: ui.bgColor.value,
     format: ui.format.value,
-    backend: ui.backendSelect.value,
+    backend: backendSetting,
   };
   try {
     localStorage.setItem(SETTINGS_KEY, JSON.stringify(settings));
@@ -99,7 +103,7 @@ function applySettings(settings) {
   }
   if (/^#[0-9a-f]{6}$/i.test(settings.color || "")) ui.bgColor.value = settings.color;
   if (["png", "webp"].includes(settings.format)) ui.format.value = settings.format;
-  if (["auto", "webgpu", "wasm"].includes(settings.backend)) ui.backendSelect.value = settings.backend;
+  if (["auto", "webgpu", "wasm"].includes(settings.backend)) ui.backendSelect.value = backendSetting = settings.backend;
 }
 
 // --- status --------------------------------------------------------------------
@@ -924,6 +928,7 @@ function setupInput() {
     saveSettings();
   });
   ui.backendSelect.addEventListener("change", () => {
+    backendSetting = ui.backendSelect.value;
     saveSettings();
     setStatus("Switching backend…", { progress: true });
     startModel(ui.backendSelect.value);
