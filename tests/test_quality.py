@@ -6,7 +6,8 @@ beside the checkout (20 everyday photos with a binary truth, 5 matting photos
 with a measured soft alpha; read from there, never copied here) with the
 metrics of ``benchmarks/quality.py``, and fails where refining made the edges
 worse: set-level edge or spread error above raw's, IoU below raw's, or more
-than 10 % of the photos with an edge error more than 2 % above raw's.
+than 10 % of the photos with an edge error more than 2 % above raw's. A fast
+test checks the harness's metrics themselves on a generated product photo.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-
-pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ALPHACUT_DATA", ROOT.parent / "shared" / "data"))
@@ -39,14 +39,42 @@ def _harness():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def reports(session):  # type: ignore[no-untyped-def]
+def harness():  # type: ignore[no-untyped-def]
+    return _harness()
+
+
+def test_metrics_see_smear_and_ghosts(harness) -> None:  # type: ignore[no-untyped-def]
+    """The harness's own check: exact truth scores perfectly; a smeared outline and a far ghost show."""
+    from scipy import ndimage
+
+    s = harness.product_sample("mug", "plain", 300)
+    again = harness.product_sample("mug", "plain", 300)
+    assert np.array_equal(s.image, again.image) and np.array_equal(s.alpha, again.alpha)  # seeded
+    assert s.image.shape == (225, 300, 3) and 0 < s.alpha.mean() < 1
+    soft = (s.alpha > 0) & (s.alpha < 1)
+    assert soft.any() and not ((s.alpha > 0.02) & (s.alpha < 0.98) & ~harness._dilate(soft, 1)).any()
+
+    exact = harness.photo_metrics(harness.Result(s.alpha, s.foreground), s)
+    assert exact["edge"] == 0 and exact["spread"] == 0 and exact["iou"] == 1 and exact["halo"] == 0
+    assert exact["width"] == pytest.approx(s.truth.own_width) and exact["width"] < 1.0  # ~1 px anti-aliasing
+
+    smeared = harness.photo_metrics(harness.Result(ndimage.gaussian_filter(s.alpha, 3), s.foreground), s)
+    assert smeared["edge"] > 0.05 and smeared["width"] > 3.0 and smeared["spread"] == 0
+
+    ghost = s.alpha.copy()
+    ghost[:20, :20] = 0.2  # a corner of the background, far from the mug
+    assert harness.photo_metrics(harness.Result(ghost, s.foreground), s)["spread"] > 0
+
+
+@pytest.fixture(scope="module")
+def reports(session, harness):  # type: ignore[no-untyped-def]
     missing = [d for d in ("ecssd", "alphamatting") if not (DATA / d).is_dir()]
     if missing:
         pytest.skip(
             f"{', '.join(missing)} missing under {DATA}: the real-photo sets live in the shared data folder"
             " beside the checkout (set ALPHACUT_DATA to where it is)"
         )
-    q = _harness()
+    q = harness
     ecssd = q.ecssd_set(DATA / "ecssd")[::ECSSD_STEP]
     matting = q.alphamatting_set(DATA / "alphamatting", names=ALPHAMATTING)
     assert len(ecssd) == 20 and len(matting) == 5
@@ -54,6 +82,8 @@ def reports(session):  # type: ignore[no-untyped-def]
     return q.evaluate(runner, {"ecssd": ecssd, "alphamatting": matting}, ["raw", "default"], progress=False)
 
 
+@pytest.mark.model
+@pytest.mark.slow
 @pytest.mark.parametrize("set_name", ["ecssd", "alphamatting"])
 def test_default_is_not_worse_than_raw(reports, set_name: str) -> None:  # type: ignore[no-untyped-def]
     rep = reports[set_name]
