@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_session import FakeSession
-from fuzz_images import Case, cases
+from fuzz_images import Case, cases, is_clean_error
 from PIL import Image
 
 from alphacut import Options
@@ -27,13 +27,6 @@ from alphacut.batch import REPORT_JSON, run_batch
 # (the cap itself is tested in test_imageio).
 MAX_MP = 4.0
 pytestmark = pytest.mark.filterwarnings("ignore")  # Pillow warns about every damaged TIFF tag
-
-
-def _clean(message: str | None) -> bool:
-    """One line, not a traceback, and it says what to do."""
-    return bool(message) and "\n" not in message and "Traceback" not in message and len(message) < 400 and any(  # type: ignore[operator]
-        hint in message for hint in ("re-export", "re-download", "use ", "check", "raise", "crop", "downscale",
-                                     "close other", "nothing to", "move it", "free some", "writable", "report"))
 
 
 def _write(folder: Path, batch: list[Case]) -> None:
@@ -54,7 +47,7 @@ def test_500_damaged_files_through_batch(tmp_path: Path) -> None:
     for name, row in rows.items():
         assert row.status in ("done", "failed"), name
         if row.status == "failed":
-            assert _clean(row.error), f"{name} ({recipes[name]}): {row.error!r}"
+            assert is_clean_error(row.error), f"{name} ({recipes[name]}): {row.error!r}"
         else:
             with Image.open(out / str(row.output)) as im:
                 im.load()
@@ -90,7 +83,7 @@ def test_500_damaged_files_through_the_api() -> None:
                 im.load()
         else:
             assert r.headers["content-type"].startswith("application/json"), case.name
-            assert _clean(r.json()["error"]), f"{case.name} ({case.recipe}): {r.text[:300]}"
+            assert is_clean_error(r.json()["error"]), f"{case.name} ({case.recipe}): {r.text[:300]}"
         if case.recipe == "good":
             assert r.status_code == 200, f"{case.name}: {r.text[:200]}"
     assert statuses.get(200, 0) >= 51 and sum(v for k, v in statuses.items() if k != 200) > 0
@@ -118,6 +111,6 @@ def test_damaged_files_beside_good_ones_with_the_real_model(session, tmp_path: P
     assert len(rows) == len(batch)
     for case in batch:
         row = rows[case.name]
-        assert row.status == "done" or _clean(row.error), f"{case.name} ({case.recipe}): {row.error!r}"
+        assert row.status == "done" or is_clean_error(row.error), f"{case.name} ({case.recipe}): {row.error!r}"
         if case.recipe == "good":
             assert row.status == "done"
