@@ -12,6 +12,8 @@ from PIL import Image
 from alphacut import Cutout, Options, Session, remove_background
 from alphacut.imageio import decode
 
+from fake_session import FakeSession
+
 pytestmark = pytest.mark.model
 DATA = Path(__file__).parent / "data"
 BACKGROUNDS = {
@@ -135,3 +137,40 @@ def test_mask_and_jpeg_exports(session: Session) -> None:
     assert mask.mode == "L" and mask.size == cutout.size
     jpeg = Image.open(io.BytesIO(cutout.encode(Options(format="jpeg", background="#000000"))))
     assert jpeg.mode == "RGB" and jpeg.format == "JPEG"
+
+
+class _FailingSession(FakeSession):
+    """Runs out of memory on the model call for images 7 px wide, and post-processing raises on 9."""
+
+    def predict_mask(self, image: np.ndarray) -> np.ndarray:
+        if image.shape[1] == 7:
+            raise MemoryError
+        return super().predict_mask(image)
+
+    def postprocess(self, image: np.ndarray, mask: np.ndarray, params: object):  # type: ignore[no-untyped-def]
+        if image.shape[1] == 9:
+            raise KeyError("boom")
+        return super().postprocess(image, mask, params)
+
+
+@pytest.mark.parametrize("post_workers", [0, 1])
+def test_stream_turns_any_failure_into_that_inputs_error(post_workers: int) -> None:
+    from alphacut.errors import AlphacutError
+    from alphacut.pipeline import stream
+
+    widths = [8, 7, 8, 9, 8]
+    images = [np.full((6, w, 3), 100, np.uint8) for w in widths]
+    results = list(
+        stream(
+            range(len(images)),
+            read=lambda i: images[i],
+            options=Options(),
+            session=_FailingSession(),  # type: ignore[arg-type]
+            post_workers=post_workers,
+        )
+    )
+    assert [i for i, _ in results] == list(range(len(images)))
+    kinds = [type(r).__name__ for _, r in results]
+    assert kinds[0] == kinds[2] == kinds[4] == "Cutout", kinds
+    assert isinstance(results[1][1], AlphacutError) and "memory" in str(results[1][1])
+    assert isinstance(results[3][1], AlphacutError) and "KeyError" in str(results[3][1])

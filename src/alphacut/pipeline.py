@@ -19,7 +19,7 @@ from PIL import Image
 
 from . import imageio
 from .confidence import Confidence, edge_confidence
-from .errors import AlphacutError
+from .errors import AlphacutError, input_failure
 from .graphs import PostprocessParams
 from .imageio import DecodedImage
 from .options import Options
@@ -253,8 +253,8 @@ def stream(
         def finish_one(decoded: DecodedImage, in_alpha: np.ndarray | None, mask: np.ndarray) -> Cutout | AlphacutError:
             try:
                 return _finish(decoded, in_alpha, mask, options, session, {})
-            except AlphacutError as exc:
-                return exc
+            except Exception as exc:  # noqa: BLE001 - any failure is this input's, the run goes on
+                return input_failure(exc)
 
         def process(members: list[tuple[DecodedImage, Future[Cutout | AlphacutError]]]) -> None:
             try:
@@ -262,9 +262,10 @@ def stream(
                 try:
                     prepared = [_model_input(d) for d, _ in members]
                     masks = _predict(session, prepared)
-                except AlphacutError as exc:
+                except Exception as exc:  # noqa: BLE001 - the group's inputs fail, the run goes on
+                    error = input_failure(exc)
                     for _, slot in members:
-                        slot.set_result(exc)
+                        slot.set_result(error)
                     return
                 share = (time.perf_counter() - t0) / len(members)
                 for i, ((decoded, slot), (in_alpha, _)) in enumerate(zip(members, prepared)):
@@ -299,8 +300,8 @@ def stream(
             done.append((item, slot))
             try:
                 group.append((future.result(), slot))
-            except AlphacutError as exc:
-                slot.set_result(exc)
+            except Exception as exc:  # noqa: BLE001 - a bad input becomes its error record
+                slot.set_result(input_failure(exc, doing="reading"))
             if len(group) >= batch_size or (group and not pending):
                 run_group()
             # Hand out finished results; wait only for work already handed to a thread.
