@@ -3,7 +3,7 @@
 rembg side: ``rembg.new_session("dis_custom", model_path=<the medium .onnx>)`` and, per file,
 read -> ``rembg.remove`` -> write PNG, sequentially, as ``rembg p`` does, with onnxruntime's
 default threads (all cores). alphacut side: what ``alphacut batch`` does,
-:func:`alphacut.batch.open_session` (on a CPU: the same weights, in bfloat16 on OpenVINO where
+:meth:`alphacut.session.Session.for_work` (on a CPU: the same weights, in bfloat16 on OpenVINO where
 the CPU has native bfloat16, else as float32 on onnxruntime; parallel model calls) and :func:`alphacut.batch.run_batch` (decode, model, refinement and encode pipelined;
 ledger and report included). Session creation is excluded from both timings; one warm-up
 image each first.
@@ -24,10 +24,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PHOTOS, machine, write_section  # noqa: E402
+from common import PHOTOS, machine, write_section
 
-from alphacut import Options, models  # noqa: E402
-from alphacut.batch import open_session, run_batch, scan  # noqa: E402
+from alphacut import Options, models
+from alphacut.batch import run_batch
+from alphacut.jobs import scan
+from alphacut.session import Session
 
 
 def time_rembg(photos: list[Path], out: Path, model_path: Path) -> tuple[float, float]:
@@ -42,7 +44,7 @@ def time_rembg(photos: list[Path], out: Path, model_path: Path) -> tuple[float, 
 
 
 def time_alphacut(folder: Path, out: Path) -> tuple[float, float]:
-    session, workers = open_session("medium")  # what `alphacut batch` uses
+    session, workers = Session.for_work("medium")  # what `alphacut batch` uses
     warm = out.parent / "warm"
     warm.mkdir()
     for photo in sorted(folder.iterdir())[:workers]:  # one warm-up image per parallel model call

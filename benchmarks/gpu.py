@@ -4,7 +4,7 @@ Needs onnxruntime-gpu (``pip install 'alphacut[gpu]'``) and a CUDA GPU. All figu
 
 - pipeline: :func:`alphacut.batch.run_batch` over a folder (decode, model, refinement,
   encode, atomic writes, ledger) with ``batch_size`` 1, 8 and 32 (the model copy with a
-  free batch dimension from :func:`alphacut.batch.batched_model_path`);
+  free batch dimension from :func:`alphacut.session.batched_model_path`);
 - ceiling: ``Session.infer`` alone on ready-made input tensors at the same batch sizes,
   what the model allows with no I/O at all.
 
@@ -28,10 +28,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PHOTOS, write_section  # noqa: E402
+from common import PHOTOS, write_section
 
-from alphacut import Options, Session, models  # noqa: E402
-from alphacut.batch import batched_model_path, run_batch, scan  # noqa: E402
+from alphacut import Options, Session, models
+from alphacut.batch import run_batch
+from alphacut.jobs import scan
+from alphacut.session import batched_model_path
 
 SIZES = (1, 8, 32)
 
@@ -41,7 +43,7 @@ def gpu_name() -> str:
         import subprocess
 
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+                             capture_output=True, text=True, timeout=10, check=False)
         return out.stdout.strip().replace("\n", "; ") or "unknown GPU"
     except (OSError, subprocess.SubprocessError):
         return "unknown GPU"

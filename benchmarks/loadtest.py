@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, write_section  # noqa: E402
+from common import ROOT, machine, write_section
 
 PHOTO = ROOT / "tests" / "data" / "photos" / "girl-1.jpg"
 MAX_BACKOFF = 5.0  # seconds
@@ -66,7 +66,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
 @dataclass
@@ -135,7 +135,7 @@ async def slowloris(port: int, stop_at: float, phase: Phase) -> None:
                 await asyncio.sleep(0.5)
             phase.attack["slowloris " + await asyncio.wait_for(_status_of(reader), 60)] += 1
             writer.close()
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             phase.attack["slowloris closed"] += 1
         await asyncio.sleep(0.5)
 
@@ -156,7 +156,7 @@ async def trickler(port: int, body: bytes, stop_at: float, phase: Phase) -> None
                 await asyncio.sleep(pause)
             phase.attack["trickle " + await asyncio.wait_for(_status_of(reader), 120)] += 1
             writer.close()
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             phase.attack["trickle closed"] += 1
         await asyncio.sleep(0.5)
 
@@ -177,7 +177,7 @@ async def held_upload(port: int, payload: memoryview, stop_at: float, phase: Pha
                 pass
             status = await asyncio.wait_for(_status_of(reader), max(1.0, stop_at - time.monotonic()))
             phase.attack["held " + status] += 1
-        except asyncio.TimeoutError:
+        except TimeoutError:
             phase.attack["held still open at the end"] += 1
         except OSError:
             phase.attack["held closed"] += 1
@@ -266,7 +266,7 @@ def main() -> None:
     peak_plain = max(plain.rss)
     verdicts = []
     for p in phases:
-        bad = {s: n for s, n in p.statuses.items() if s >= 500 and s != 503 or s == -1}
+        bad = {s: n for s, n in p.statuses.items() if (s >= 500 and s != 503) or s == -1}
         drift = (max(p.rss) - peak_plain) / peak_plain
         verdicts.append((p, drift, bad, not bad and drift <= 0.10 and p.statuses.get(200, 0) > 0))
     passed = all(v[3] for v in verdicts)

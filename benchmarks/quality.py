@@ -80,13 +80,13 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine, write_section  # noqa: E402
+from common import ROOT, machine, write_section
 
 sys.path.insert(0, str(ROOT / "src"))
-from alphacut import models  # noqa: E402
-from alphacut.options import Options  # noqa: E402
-from alphacut.pipeline import remove_background  # noqa: E402
-from alphacut.session import Session  # noqa: E402
+from alphacut import models
+from alphacut.options import Options
+from alphacut.pipeline import remove_background
+from alphacut.session import Session
 
 DATA = Path(os.environ.get("ALPHACUT_DATA", ROOT.parent / "shared" / "data"))
 CACHE = Path(os.environ.get("ALPHACUT_QUALITY_CACHE", ROOT / "benchmarks" / ".cache"))
@@ -867,8 +867,8 @@ def time_postprocess(
     photo = Image.open(DATA / "photos" / "animal-3.jpg").convert("RGB")
     rows = []
     for mp in sizes_mp:
-        w = int(round((mp * 1e6 * 4 / 3) ** 0.5))
-        h = int(round(mp * 1e6 / w))
+        w = round((mp * 1e6 * 4 / 3) ** 0.5)
+        h = round(mp * 1e6 / w)
         x = np.asarray(photo.resize((w, h), Image.Resampling.BILINEAR))
         times = []
         session: Any = runner.cached_session

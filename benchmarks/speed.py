@@ -24,12 +24,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PHOTOS, ROOT, machine, write_section  # noqa: E402
+from common import PHOTOS, ROOT, machine, write_section
 
-from alphacut import Options, Session, models  # noqa: E402
-from alphacut.batch import open_session  # noqa: E402
-from alphacut.fsutil import atomic_write  # noqa: E402
-from alphacut.pipeline import stream  # noqa: E402
+from alphacut import Options, Session, models
+from alphacut.fsutil import atomic_write
+from alphacut.pipeline import stream
 
 MATTING = ROOT / "tests" / "data" / "matting"
 
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
 
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
     model = models.model_path(args.model)
-    session, workers = open_session(args.model, parallel=True)
+    session, workers = Session.for_work(args.model, parallel=True)
     rembg_session = new_session("dis_custom", model_path=str(model))
     times: dict[str, list[float]] = {"alphacut": [], "rembg": []}
     with tempfile.TemporaryDirectory() as tmp:

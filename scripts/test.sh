@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set everything up (test tools too), then run the full test suite. Extra arguments go to pytest.
+# Set everything up (test tools too), run the typing and lint gate (scripts/check.sh), then the full
+# test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
@@ -11,4 +12,5 @@ if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
     echo "test: Chromium is missing, browser tests will be skipped (Debian: apt-get install chromium)" >&2
   fi
 fi
+bash scripts/check.sh
 exec .venv/bin/python -m pytest "$@"

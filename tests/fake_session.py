@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
+from alphacut.graphs import PostprocessParams
+from alphacut.models import ModelSpec, UrlSource
+from alphacut.session import ModelSession
 
-@dataclass(frozen=True)
-class _Spec:
-    name: str = "fake"
-    sha256: str = "0" * 64
+_SPEC = ModelSpec(name="fake", sha256="0" * 64, source=UrlSource("file:///nonexistent/fake.onnx"))
 
 
 class FakeSession:
-    """Alpha: an opaque disc in the middle of the image; ``delay`` seconds per model call."""
+    """Alpha: an opaque disc in the middle of the image; ``delay`` seconds per model call.
+
+    A :class:`~alphacut.session.ModelSession` like the real one (checked below, by mypy too).
+    """
 
     def __init__(self, delay: float = 0.0) -> None:
-        self.spec = _Spec()
+        self.spec = _SPEC
         self.delay = delay
         self.active_providers = ["CPUExecutionProvider"]
         self.on_gpu = False
@@ -48,7 +50,9 @@ class FakeSession:
     def predict_mask(self, image: np.ndarray) -> np.ndarray:
         return self.infer(self.preprocess(image))
 
-    def postprocess(self, image: np.ndarray, mask: np.ndarray, params: object):  # type: ignore[no-untyped-def]
+    def postprocess(
+        self, image: np.ndarray, mask: np.ndarray, params: PostprocessParams
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h, w = image.shape[:2]
         yy, xx = np.mgrid[0:h, 0:w]
         r = min(h, w) / 3
@@ -56,3 +60,6 @@ class FakeSession:
         # The real contract: the RGBA cutout as uint8 (colours = the photo here).
         rgba = np.dstack([image[..., :3], np.rint(alpha * 255.0).astype(np.uint8)])
         return alpha, rgba, alpha
+
+
+_CHECK: type[ModelSession] = FakeSession  # the fake keeps the protocol's shape

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms
 
-__all__ = ["Case", "SUFFIX", "cases", "is_clean_error", "seeds"]
+__all__ = ["SUFFIX", "Case", "cases", "is_clean_error", "seeds"]
 
 SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "GIF": ".gif", "HEIF": ".heic",
           "BMP": ".bmp"}

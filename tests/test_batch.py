@@ -22,15 +22,10 @@ from fake_session import FakeSession
 from PIL import Image
 
 from alphacut import Options, imageio
-from alphacut.batch import (
-    REPORT_CSV,
-    REPORT_JSON,
-    Batch,
-    clean_partials,
-    run_batch,
-    scan,
-)
-from alphacut.errors import AlphacutError
+from alphacut.batch import run_batch
+from alphacut.errors import AlphacutError, FolderError
+from alphacut.fsutil import clean_partials
+from alphacut.jobs import REPORT_CSV, REPORT_JSON, FolderJob, scan
 from alphacut.ledger import LEDGER_NAME, Ledger
 from alphacut.pipeline import cut, stream
 
@@ -146,10 +141,10 @@ def test_output_inside_input_is_excluded_and_input_inside_output_refused(tmp_pat
     report = run_batch(src, src / "out", options=Options(), session=FakeSession())
     assert report.total == 1 and report.skipped == 1
     assert scan(src, src / "out")[0] == [src / "a.jpg"]
-    with pytest.raises(AlphacutError, match="contains the input folder"):
-        Batch(src, tmp_path, options=Options(), session=FakeSession())  # type: ignore[arg-type]
-    with pytest.raises(AlphacutError, match="contains the input folder"):
-        Batch(src, src, options=Options(), session=FakeSession())  # type: ignore[arg-type]
+    with pytest.raises(FolderError, match="contains the input folder"):
+        FolderJob(src, tmp_path, options=Options(), session=FakeSession())
+    with pytest.raises(FolderError, match="contains the input folder"):
+        FolderJob(src, src, options=Options(), session=FakeSession())
 
 
 def test_clean_partials_removes_only_temporary_files(tmp_path: Path) -> None:
@@ -265,14 +260,15 @@ def test_a_file_in_the_way_in_out_is_that_inputs_failure(tmp_path: Path) -> None
 
 def test_a_second_run_on_the_same_out_refuses_at_once(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = Batch(folder, out, options=Options(), session=FakeSession())  # type: ignore[arg-type]
+    first = FolderJob(folder, out, options=Options(), session=FakeSession())
     try:
         with pytest.raises(AlphacutError, match=f"another alphacut run \\(process {os.getpid()}\\) is working in"):
             run_batch(folder, out, options=Options(), session=FakeSession())
         # In another process too (the lock is the operating system's, not this process's).
         code = ("import sys; from alphacut.fsutil import FolderLock\n"
                 "try:\n    FolderLock(sys.argv[1]).acquire()\nexcept Exception as e:\n    print(e); sys.exit(3)")
-        other = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=60)
+        other = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=60,
+                               check=False)
         assert other.returncode == 3 and "wait for it to finish" in other.stdout
     finally:
         first.close()
@@ -322,7 +318,7 @@ def test_a_full_disk_stops_the_run_and_keeps_the_ledger(folder: Path, tmp_path: 
 def test_stream_keeps_order_with_batches_and_workers(batch_size: int, post_workers: int, model_workers: int) -> None:
     items = [b"junk", *[_jpeg_bytes(i) for i in range(5)], b"", _jpeg_bytes(9)]
     fake = FakeSession()
-    got = list(stream(range(len(items)), read=lambda i: items[i], options=Options(), session=fake,  # type: ignore[arg-type]
+    got = list(stream(range(len(items)), read=lambda i: items[i], options=Options(), session=fake,
                       batch_size=batch_size, post_workers=post_workers, model_workers=model_workers))
     assert [i for i, _ in got] == list(range(len(items)))
     assert [isinstance(r, AlphacutError) for _, r in got] == [True, False, False, False, False, False, True, False]
@@ -334,13 +330,13 @@ def test_stream_keeps_order_with_batches_and_workers(batch_size: int, post_worke
 def test_model_workers_call_the_model_concurrently() -> None:
     items = [_jpeg_bytes(i) for i in range(6)]
     fake = FakeSession(delay=0.2)
-    got = list(stream(range(6), read=lambda i: items[i], options=Options(), session=fake,  # type: ignore[arg-type]
+    got = list(stream(range(6), read=lambda i: items[i], options=Options(), session=fake,
                       model_workers=2))
     assert [i for i, _ in got] == list(range(6)) and fake.max_running == 2
 
 
 def test_cpu_layout() -> None:
-    from alphacut.batch import cpu_layout
+    from alphacut.session import cpu_layout
 
     assert cpu_layout(cores=2) == (2, 1)
     assert cpu_layout(cores=16) == (4, 4)
@@ -400,7 +396,7 @@ def test_kill_9_then_rerun_accounts_for_every_input_once(isnet_model_path: Path,
     killed_with = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
     assert 1 <= len(killed_with) < 6
 
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert again.returncode == 1, again.stderr  # the broken input fails; everything else is done
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
     with Ledger(out / LEDGER_NAME) as ledger:

@@ -69,7 +69,7 @@ def test_runtime_pull_refuses_a_wrong_tarball(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "home"))
     bad = tmp_path / "onnxruntime-web.tgz"
     bad.write_bytes(b"not the real tarball")
-    code, out, err = run("runtime", "pull", "--tarball", str(bad))
+    code, _, err = run("runtime", "pull", "--tarball", str(bad))
     assert code == 1 and "integrity" in err.lower(), err
     assert not (tmp_path / "home" / "runtime").exists() or not any((tmp_path / "home" / "runtime").iterdir())
 
@@ -81,8 +81,7 @@ def test_runtime_pull_refuses_a_wrong_tarball(tmp_path: Path, monkeypatch: pytes
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> FakeSession:
     """`cut` runs on a FakeSession (two model calls at once, as on a 2-core CPU)."""
     fake = FakeSession()
-    monkeypatch.setattr("alphacut.cli.make_session", lambda *a, **k: (fake, 2))
-    monkeypatch.setattr("alphacut.cli_batch.make_session", lambda *a, **k: (fake, 2))
+    monkeypatch.setattr("alphacut.cli.common.make_session", lambda *a, **k: (fake, 2))
     return fake
 
 
@@ -165,7 +164,7 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path: Path, monkeypatch
             return super().infer(batch)
 
     fake = Interrupted()
-    monkeypatch.setattr("alphacut.cli.make_session", lambda *a, **k: (fake, 1))
+    monkeypatch.setattr("alphacut.cli.common.make_session", lambda *a, **k: (fake, 1))
     for i in range(5):
         small_photo(tmp_path / f"p{i}.jpg")
     result = CliRunner().invoke(cli, ["cut", str(tmp_path)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_a_read_only_or_full_out_keeps_the_resume_state(tmp_path: Path, sqlite_s
             def execute(self, *args: object) -> None:
                 raise sqlite3.OperationalError(sqlite_says)
 
-            def __enter__(self) -> Refusing:
+            def __enter__(self) -> Self:
                 return self
 
             def __exit__(self, *exc: object) -> None:

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_session import FakeSession
 from PIL import Image
 
 from alphacut import Cutout, Options, Session, remove_background
 from alphacut.imageio import decode
-
-from fake_session import FakeSession
 
 pytestmark = pytest.mark.model
 DATA = Path(__file__).parent / "data"
@@ -122,7 +121,7 @@ def test_16bit_in_16bit_out(session: Session) -> None:
 
 
 def test_options_change_the_result(session: Session) -> None:
-    photo, truth = lemur("green")
+    photo, _ = lemur("green")
     refined = remove_background(photo, session=session)
     raw = remove_background(photo, options=Options(refine=False, foreground=False), session=session)
     assert not np.array_equal(refined.alpha, raw.alpha)

@@ -225,18 +225,17 @@ def test_idle_connections_cannot_starve_requests(live: Live) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ulimit and /proc: Linux")
 def test_200_idle_connections_under_ulimit_256_do_not_starve_the_server(tmp_path: Path) -> None:
     """The reported case, end to end: `alphacut serve` in a process limited to 256 descriptors."""
-    import resource
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "ALPHACUT_HOME": str(tmp_path)}
 
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-
-    server = subprocess.Popen([sys.executable, "-m", "alphacut", "serve", "--port", str(port)], env=env,
-                              preexec_fn=limit, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The child lowers its own limit (ulimit -n 256) before alphacut starts: no preexec_fn in a threaded parent.
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256));"
+            f" sys.argv = ['alphacut', 'serve', '--port', '{port}']; from alphacut.cli import main; main()")
+    server = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
     idle: list[socket.socket] = []
     try:
         deadline = time.monotonic() + 60

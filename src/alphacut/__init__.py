@@ -12,18 +12,22 @@ from .confidence import Confidence
 from .errors import (
     AlphacutError,
     DecodeError,
+    FolderError,
     ImageTooLargeError,
     InputError,
     IntegrityError,
+    MissingDependencyError,
     ModelError,
     ModelNotFoundError,
+    OptionsError,
     OutputError,
     ProviderError,
+    RuntimeNotFoundError,
 )
 from .models import ModelSpec
 from .options import Options
 from .pipeline import Cutout, remove_background
-from .session import Session
+from .session import ModelSession, Session
 
 __version__ = "0.1.0"
 
@@ -32,16 +36,21 @@ __all__ = [
     "Confidence",
     "Cutout",
     "DecodeError",
+    "FolderError",
     "ImageTooLargeError",
     "InputError",
     "IntegrityError",
+    "MissingDependencyError",
     "ModelError",
     "ModelNotFoundError",
+    "ModelSession",
     "ModelSpec",
     "Options",
+    "OptionsError",
     "OutputError",
     "ProviderError",
+    "RuntimeNotFoundError",
     "Session",
-    "remove_background",
     "__version__",
+    "remove_background",
 ]

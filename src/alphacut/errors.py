@@ -4,14 +4,18 @@ Every error the library raises on purpose derives from :class:`AlphacutError`,
 and each message says what went wrong *and* what to do about it::
 
     AlphacutError
+    ├── OptionsError          an option has a value it cannot take (format, colour, cap...)
     ├── InputError            a bad input image (one file of a batch; the rest carry on)
     │   ├── DecodeError       not an image, corrupt, truncated, unsupported format
     │   └── ImageTooLargeError  over the megapixel cap (decompression bomb guard)
+    ├── FolderError           the input and output folders of a run cannot be used as given
     ├── ModelError            model registry / download / verification problems
     │   ├── ModelNotFoundError  not in the cache: says which command fetches it
-    │   └── IntegrityError    a download or chunk failed its hash check
+    │   ├── IntegrityError    a download or chunk failed its hash check
+    │   └── RuntimeNotFoundError  the browser runtime (onnxruntime-web) is not in the cache
     ├── OutputError           the output cannot be written (exists, bad format, ...)
-    └── ProviderError         an execution provider (CUDA, TensorRT) is unusable
+    ├── ProviderError         an execution provider (CUDA, TensorRT) is unusable
+    └── MissingDependencyError  an optional part is not installed (Ray): says what to install
 
 The CLI turns these into one line on stderr and a non-zero exit code; library code
 never prints or calls ``sys.exit``.
@@ -30,14 +34,18 @@ import errno
 
 __all__ = [
     "AlphacutError",
-    "InputError",
     "DecodeError",
+    "FolderError",
     "ImageTooLargeError",
+    "InputError",
+    "IntegrityError",
+    "MissingDependencyError",
     "ModelError",
     "ModelNotFoundError",
-    "IntegrityError",
+    "OptionsError",
     "OutputError",
     "ProviderError",
+    "RuntimeNotFoundError",
     "input_failure",
     "os_error_advice",
 ]
@@ -45,6 +53,10 @@ __all__ = [
 
 class AlphacutError(Exception):
     """Base class of every error alphacut raises on purpose."""
+
+
+class OptionsError(AlphacutError):
+    """An option has a value it cannot take (the message names the value and the choices)."""
 
 
 class InputError(AlphacutError):
@@ -59,6 +71,10 @@ class ImageTooLargeError(InputError):
     """The image has more pixels than the configured cap allows."""
 
 
+class FolderError(AlphacutError):
+    """The input and output folders of a run cannot be used as given (missing, nested)."""
+
+
 class ModelError(AlphacutError):
     """A model cannot be found, fetched or verified."""
 
@@ -71,12 +87,20 @@ class IntegrityError(ModelError):
     """Downloaded data does not match its expected hash."""
 
 
+class RuntimeNotFoundError(ModelError):
+    """The browser runtime (onnxruntime-web) is not in the cache: says which command fetches it."""
+
+
 class OutputError(AlphacutError):
     """The output cannot be written."""
 
 
 class ProviderError(AlphacutError):
     """An execution provider that was asked for cannot be used."""
+
+
+class MissingDependencyError(AlphacutError):
+    """An optional part of alphacut is not installed (the message says what to install)."""
 
 
 def os_error_advice(exc: OSError) -> str:

@@ -15,6 +15,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from .errors import OutputError, os_error_advice
 
@@ -141,7 +142,7 @@ class FolderLock:
         self.path = self.folder / LOCK_NAME
         self._fd: int | None = None
 
-    def acquire(self) -> FolderLock:
+    def acquire(self) -> Self:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -171,7 +172,7 @@ class FolderLock:
             os.close(self._fd)  # closing drops the lock
             self._fd = None
 
-    def __enter__(self) -> FolderLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

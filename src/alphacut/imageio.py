@@ -20,6 +20,7 @@ import io
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +89,7 @@ class DecodedImage:
 
     @property
     def has_alpha(self) -> bool:
-        return self.pixels.shape[2] == 4
+        return bool(self.pixels.shape[2] == 4)
 
     @property
     def pixels8(self) -> np.ndarray:
@@ -110,7 +111,7 @@ def sniff_format(data: bytes) -> str | None:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
                 return im.format
-    except Exception:  # whatever a damaged header makes Pillow raise: fall back to the signature
+    except Exception:  # noqa: BLE001 - whatever a damaged header makes Pillow raise: fall back to the signature
         return _signature(data)
 
 
@@ -281,7 +282,7 @@ def _from_pil(
     _check_size(im.size, max_megapixels)
     try:
         frames = getattr(im, "n_frames", 1)
-    except Exception:  # counting frames reads every page's header: a damaged later page raises here
+    except Exception:  # noqa: BLE001 - counting frames reads every page's header: a damaged later page raises here
         notes.append(f"{fmt} with damaged pages after the first: only the first page was cut out")
         im.seek(0)
     else:
@@ -296,7 +297,7 @@ def _from_pil(
         try:
             src = _profile(icc) if icc else None
             im = (ImageCms.profileToProfile(im, src, _SRGB, outputMode="RGB") or im) if src else im.convert("RGB")
-        except Exception:  # a damaged profile: convert without it
+        except Exception:  # noqa: BLE001 - a damaged profile: convert without it
             notes.append("the embedded ICC colour profile is damaged: ignored")
             im = im.convert("RGB")
         notes.append("CMYK input: converted to sRGB RGB")
@@ -304,8 +305,8 @@ def _from_pil(
     elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grayscale: keep the 16 bits, replicated to RGB.
         arr = np.asarray(im, dtype=np.uint32 if im.mode == "I" else np.uint16)
-        gray = np.clip(arr, 0, 65535).astype(np.uint16)
-        pixels = np.repeat(gray[..., None], 3, axis=2)
+        luma = np.clip(arr, 0, 65535).astype(np.uint16)
+        pixels = np.repeat(luma[..., None], 3, axis=2)
         return _finish(pixels, icc, fmt, notes, color, gray_icc=True)
     elif im.mode == "F":
         arr = np.asarray(im, dtype=np.float32)
@@ -335,7 +336,7 @@ def _finish(
         if src is not None and not _is_srgb(icc):
             converted = ImageCms.profileToProfile(Image.fromarray(np.ascontiguousarray(rgb8), "RGB"), src, _SRGB)
             srgb8 = np.asarray(converted)
-    except Exception:  # a damaged profile (LittleCMS errors, undecodable text): the pixels are still good
+    except Exception:  # noqa: BLE001 - a damaged profile (LittleCMS errors, undecodable text): the pixels are still good
         src, icc = None, None
         notes.append("the embedded ICC colour profile is damaged: ignored, colours read as sRGB")
     if src is not None and srgb8 is not rgb8:
@@ -384,7 +385,7 @@ def _is_16bit_color(data: bytes, im: Image.Image) -> bool:
         bit_depth, color_type = data[24], data[25]
         return bit_depth == 16 and color_type in (2, 4, 6)
     if im.format == "TIFF":
-        bits = im.tag_v2.get(258)  # BitsPerSample
+        bits = getattr(im, "tag_v2", {}).get(258)  # BitsPerSample (TIFF images have tag_v2)
         if isinstance(bits, tuple):
             return bool(bits) and bits[0] == 16 and len(bits) >= 3
         return False
@@ -412,7 +413,7 @@ def _decode_16bit(data: bytes, im: Image.Image, fmt: str, color: str) -> Decoded
 
 
 def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
-    ops = {
+    ops: dict[int, Callable[[np.ndarray], np.ndarray]] = {
         2: lambda a: a[:, ::-1],
         3: lambda a: a[::-1, ::-1],
         4: lambda a: a[::-1],

@@ -30,12 +30,14 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 from .errors import OutputError
 from .options import Options
 
-__all__ = ["LEDGER_NAME", "Ledger", "Entry", "fingerprint", "sha256_bytes"]
+__all__ = ["LEDGER_NAME", "Entry", "Ledger", "LedgerStatus", "fingerprint", "sha256_bytes"]
+
+LedgerStatus = Literal["done", "failed"]
 
 LEDGER_NAME = ".alphacut-ledger.sqlite"
 _SCHEMA_VERSION = 1
@@ -82,7 +84,7 @@ class Entry:
     size: int
     mtime_ns: int
     options: str
-    status: str
+    status: LedgerStatus
     output: str | None
     confidence: float | None
     needs_review: bool | None
@@ -129,7 +131,7 @@ class Ledger:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -166,7 +168,7 @@ class Ledger:
         size: int,
         mtime_ns: int,
         options: str,
-        status: str,
+        status: LedgerStatus,
         output: str | None = None,
         confidence: float | None = None,
         needs_review: bool | None = None,

@@ -31,17 +31,17 @@ from typing import Literal
 from .errors import IntegrityError, ModelError, ModelNotFoundError
 
 __all__ = [
+    "BUILTIN_MODELS",
     "ModelSpec",
     "NpmSource",
     "UrlSource",
-    "BUILTIN_MODELS",
-    "home",
-    "registry",
-    "get_spec",
-    "model_path",
-    "pull",
     "add_model",
     "cached_models",
+    "get_spec",
+    "home",
+    "model_path",
+    "pull",
+    "registry",
     "sha256_file",
 ]
 
@@ -49,6 +49,10 @@ Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes total) while fetching."""
 
 _CHUNK = 1 << 20
+
+
+# What a model outputs: "probability" is already 0..1 (ISNet); "logits" need a sigmoid.
+OutputKind = Literal["probability", "logits"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class ModelSpec:
     input_name: str = "input"
     output_name: str = "output"
     # "probability": the output is already 0..1 (ISNet here); "logits": apply a sigmoid.
-    output_kind: Literal["probability", "logits"] = "probability"
+    output_kind: OutputKind = "probability"
     description: str = ""
     license: str = ""
 
@@ -97,7 +101,7 @@ class ModelSpec:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> "ModelSpec":
+    def from_json(cls, data: dict[str, object]) -> ModelSpec:
         data = dict(data)
         src = dict(data.pop("source"))  # type: ignore[call-overload]
         kind = src.pop("kind")
@@ -279,6 +283,7 @@ def _npm_pack(source: NpmSource) -> Path:
             [npm, "pack", source.spec, "--json", "--pack-destination", tmpdir],
             capture_output=True,
             text=True,
+            check=False,  # the return code is checked below, with npm's own words
         )
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]

@@ -33,7 +33,7 @@ import numpy as np
 from .errors import ModelError
 from .providers import usable_cores
 
-__all__ = ["OpenVinoModel", "choose_cpu_runtime", "precision", "CPU_RUNTIMES"]
+__all__ = ["CPU_RUNTIMES", "OpenVinoModel", "choose_cpu_runtime", "precision"]
 
 CPU_RUNTIMES = ("auto", "onnxruntime", "openvino")
 

@@ -11,11 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import AlphacutError
+from .errors import OptionsError
 
-__all__ = ["Options", "OutputFormat", "DEFAULT_MODEL", "parse_color"]
+__all__ = ["DEFAULT_MODEL", "ColorMode", "Options", "OutputFormat", "parse_color"]
 
 OutputFormat = Literal["png", "webp", "jpeg"]
+ColorMode = Literal["keep", "srgb"]
 DEFAULT_MODEL = "medium"
 _FORMATS = ("png", "webp", "jpeg")
 
@@ -36,19 +37,19 @@ class Options:
     refine: bool = _opt(True, "refine the edges against the full-resolution photo")
     foreground: bool = _opt(True, "estimate foreground colours at the edges (no halos)")
     max_megapixels: float = _opt(250.0, "refuse images with more pixels than this (decompression bombs)")
-    color: Literal["keep", "srgb"] = _opt(
+    color: ColorMode = _opt(
         "keep", "keep: output keeps the input's ICC profile; srgb: convert pixels to sRGB"
     )
 
     def __post_init__(self) -> None:
         if self.format not in _FORMATS:
-            raise AlphacutError(
+            raise OptionsError(
                 f"unknown output format {self.format!r}: use one of {', '.join(_FORMATS)}"
             )
         if not self.max_megapixels > 0:
-            raise AlphacutError(f"max_megapixels must be positive, got {self.max_megapixels!r}")
+            raise OptionsError(f"max_megapixels must be positive, got {self.max_megapixels!r}")
         if self.color not in ("keep", "srgb"):
-            raise AlphacutError(f"color must be 'keep' or 'srgb', got {self.color!r}")
+            raise OptionsError(f"color must be 'keep' or 'srgb', got {self.color!r}")
         if self.background is not None:
             parse_color(self.background)
 
@@ -59,7 +60,7 @@ class Options:
             return parse_color(self.background)
         return (255, 255, 255) if self.format == "jpeg" else None
 
-    def replace(self, **changes: Any) -> "Options":
+    def replace(self, **changes: Any) -> Options:
         return dataclasses.replace(self, **changes)
 
     @classmethod
@@ -74,7 +75,7 @@ def parse_color(text: str) -> tuple[int, int, int]:
     try:
         rgb = ImageColor.getrgb(text)
     except ValueError:
-        raise AlphacutError(
+        raise OptionsError(
             f"cannot read colour {text!r}: use #rrggbb (for example #ffffff) or a name like white"
         ) from None
     return (rgb[0], rgb[1], rgb[2])

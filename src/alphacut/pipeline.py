@@ -6,6 +6,7 @@ same steps over many inputs with decoding overlapped with inference.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,13 +20,13 @@ from PIL import Image
 
 from . import imageio
 from .confidence import Confidence, edge_confidence
-from .errors import AlphacutError, input_failure
+from .errors import AlphacutError, InputError, input_failure
 from .graphs import PostprocessParams
 from .imageio import DecodedImage
 from .options import Options
-from .session import Session
+from .session import ModelSession, default_session
 
-__all__ = ["Cutout", "remove_background", "cut", "cut_batch", "stream", "ImageInput"]
+__all__ = ["Cutout", "ImageInput", "cut", "cut_batch", "remove_background", "stream"]
 
 ImageInput = bytes | str | Path | Image.Image | np.ndarray | DecodedImage
 T = TypeVar("T")
@@ -72,16 +73,17 @@ class Cutout:
 
 
 def remove_background(
-    image: ImageInput, *, options: Options | None = None, session: Session | None = None
+    image: ImageInput, *, options: Options | None = None, session: ModelSession | None = None
 ) -> Cutout:
     """Cut the subject out of ``image`` (a path, bytes, PIL image or HxWx3/4 array).
 
-    Pass a :class:`Session` to reuse the loaded model across calls; without one, a
-    session for the default model is created for this call alone.
+    Pass a :class:`~alphacut.session.Session` to choose the model, device or threads;
+    without one, the default model's session is loaded on the first call and shared
+    by the later ones (:func:`~alphacut.session.default_session`).
     """
     options = options or Options()
     decoded = _decode(image, options)
-    return cut(decoded, options=options, session=session or Session())
+    return cut(decoded, options=options, session=session or default_session())
 
 
 def _decode(image: ImageInput, options: Options) -> DecodedImage:
@@ -91,7 +93,7 @@ def _decode(image: ImageInput, options: Options) -> DecodedImage:
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype not in (np.uint8, np.uint16):
-            raise AlphacutError(
+            raise InputError(
                 f"expected an HxW, HxWx3 or HxWx4 uint8/uint16 array, got {image.dtype} {image.shape}"
             )
         image = Image.fromarray(image) if image.dtype == np.uint8 else image
@@ -102,7 +104,7 @@ def _decode(image: ImageInput, options: Options) -> DecodedImage:
     return imageio.decode(image, max_megapixels=options.max_megapixels, color=options.color)
 
 
-def cut(decoded: DecodedImage, *, options: Options, session: Session) -> Cutout:
+def cut(decoded: DecodedImage, *, options: Options, session: ModelSession) -> Cutout:
     """Run the model and the post-processing on an already decoded image."""
     t0 = time.perf_counter()
     in_alpha, model_in = _model_input(decoded)
@@ -110,9 +112,9 @@ def cut(decoded: DecodedImage, *, options: Options, session: Session) -> Cutout:
     return _finish(decoded, in_alpha, mask, options, session, {"model": time.perf_counter() - t0})
 
 
-def cut_batch(decoded: Sequence[DecodedImage], *, options: Options, session: Session) -> list[Cutout]:
+def cut_batch(decoded: Sequence[DecodedImage], *, options: Options, session: ModelSession) -> list[Cutout]:
     """:func:`cut` for several images with one model call (faster on a GPU; the model
-    must accept a batch dimension larger than one, see :func:`alphacut.batch.batched_session`)."""
+    must accept a batch dimension larger than one, see :func:`alphacut.session.batched_model_path`)."""
     t0 = time.perf_counter()
     prepared = [_model_input(d) for d in decoded]
     masks = _predict(session, prepared)
@@ -128,7 +130,7 @@ def _model_input(decoded: DecodedImage) -> tuple[np.ndarray | None, np.ndarray]:
     return in_alpha, _over_white(decoded.srgb8, in_alpha)
 
 
-def _predict(session: Session, prepared: Sequence[tuple[np.ndarray | None, np.ndarray]]) -> np.ndarray:
+def _predict(session: ModelSession, prepared: Sequence[tuple[np.ndarray | None, np.ndarray]]) -> np.ndarray:
     """The masks (Nx1xSxS) of images prepared by :func:`_model_input`, in one model call."""
     if len(prepared) == 1:
         return session.predict_mask(prepared[0][1])
@@ -140,7 +142,7 @@ def _finish(
     in_alpha: np.ndarray | None,
     mask: np.ndarray,
     options: Options,
-    session: Session,
+    session: ModelSession,
     timings: dict[str, float],
 ) -> Cutout:
     t1 = time.perf_counter()
@@ -181,7 +183,8 @@ def _over_white(rgb8: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     if alpha is None:
         return rgb8[..., :3]
     a = alpha[..., None]
-    return np.round(rgb8[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
+    over: np.ndarray = np.round(rgb8[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
+    return over
 
 
 def _compose(decoded: DecodedImage, alpha: np.ndarray, rgba: np.ndarray) -> np.ndarray:
@@ -207,7 +210,7 @@ def stream(
     *,
     read: Callable[[T], ImageInput],
     options: Options,
-    session: Session,
+    session: ModelSession,
     prefetch: int = 2,
     batch_size: int = 1,
     post_workers: int = 0,
@@ -272,7 +275,7 @@ def stream(
                     mask = masks[i : i + 1]
                     if post_workers:
                         fut = post.submit(finish_one, decoded, in_alpha, mask)
-                        fut.add_done_callback(lambda f, slot=slot, s=share: _settle(slot, f, s))
+                        fut.add_done_callback(functools.partial(_settle, slot, model_seconds=share))
                     else:
                         result = finish_one(decoded, in_alpha, mask)
                         if isinstance(result, Cutout):
@@ -315,7 +318,7 @@ def stream(
             yield head, result.result()
 
 
-def _settle(slot: Future[Cutout | AlphacutError], fut: Future[Cutout | AlphacutError], model_seconds: float) -> None:
+def _settle(slot: Future[Cutout | AlphacutError], fut: Future[Cutout | AlphacutError], *, model_seconds: float) -> None:
     exc = fut.exception()
     if exc is not None:  # a bug, not a bad input: surface it to the consumer
         slot.set_exception(exc)

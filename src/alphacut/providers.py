@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from .errors import ProviderError
 
-__all__ = ["Device", "resolve_providers", "check_providers", "DEVICES", "usable_cores"]
+__all__ = ["DEVICES", "Device", "check_providers", "resolve_providers", "usable_cores"]
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")

@@ -8,8 +8,11 @@ writes the ledger, with the same rows, names and skip/retry rules as the local
 engine; it lists the inputs first (sizes and mtimes, no content) so unchanged,
 done inputs are not even read, nor files larger than any image within the megapixel
 cap. Each input's failure, whatever raised it, is its own ``failed`` row (the
-per-input boundary of :func:`alphacut.batch.load_input`); one run at a time works in
-an output folder (:class:`~alphacut.fsutil.FolderLock`).
+per-input boundary of :func:`alphacut.jobs.load_input`); one run at a time works in
+an output folder (:class:`~alphacut.fsutil.FolderLock`). Ray Data does the
+distribution; what counts as an input, the output names, the skip rule, the folder
+guard and the per-input boundary are the jobs layer's (:mod:`alphacut.jobs`), as for
+the local engine.
 """
 
 from __future__ import annotations
@@ -18,30 +21,32 @@ import dataclasses
 import os
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from .batch import (
+from .errors import AlphacutError, FolderError, MissingDependencyError, input_failure
+from .fsutil import FolderLock, clean_partials
+from .imageio import DecodedImage, file_too_large, max_file_bytes
+from .jobs import (
     EXTENSIONS,
-    IMAGE_SUFFIXES,
     Report,
     Result,
-    clean_partials,
-    fp32_model_path,
+    check_folders,
+    is_finished,
+    is_hidden,
+    is_image,
     load_input,
-    open_session,
     output_name,
     write_output,
 )
-from .errors import AlphacutError, input_failure
-from .fsutil import FolderLock
-from .imageio import file_too_large, max_file_bytes
 from .ledger import LEDGER_NAME, Ledger, fingerprint, sha256_bytes
 from .options import Options
+from .pipeline import Cutout, cut, cut_batch
+from .session import Session, fp32_model_path
 
-__all__ = ["run_ray", "list_inputs"]
+__all__ = ["list_inputs", "run_ray"]
 
 _MISSING = "the ray engine needs Ray: pip install 'alphacut[ray]' (or run without --engine ray)"
 
@@ -49,9 +54,10 @@ _MISSING = "the ray engine needs Ray: pip install 'alphacut[ray]' (or run withou
 def _import_ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
-        raise AlphacutError(_MISSING) from None
+        raise MissingDependencyError(_MISSING) from None
+    assert ray.data is not None  # imported for its side effect: ray.data is usable
     return ray
 
 
@@ -65,16 +71,14 @@ def list_inputs(uri: str) -> tuple[Any, list[tuple[str, str, int, int]]]:
         fs, root = pafs.FileSystem.from_uri(uri)
         infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
     except (OSError, ValueError) as exc:
-        raise AlphacutError(f"cannot list {uri}: {exc}") from None
+        raise FolderError(f"cannot list {uri}: {exc}") from None
     root = root.rstrip("/")
     found = []
     for info in infos:
         if info.type != pafs.FileType.File:
             continue
         rel = info.path[len(root) + 1 :] if info.path.startswith(root + "/") else info.base_name
-        if any(part.startswith(".") for part in rel.split("/")):
-            continue
-        if Path(rel).suffix.lower() not in IMAGE_SUFFIXES:
+        if is_hidden(PurePosixPath(rel)) or not is_image(PurePosixPath(rel)):
             continue
         found.append((info.path, rel, int(info.size or 0), int(info.mtime_ns or 0)))
     return fs, sorted(found, key=lambda f: f[1])
@@ -88,16 +92,15 @@ class _Cutter:
         self.options = Options(**options)
         # The layout the local engine uses for one call at a time: on a CPU the float32-computing
         # copy of the model, on a GPU the free-batch copy.
-        self.session, _ = open_session(model, device=device, threads=threads, parallel=False)
+        self.session, _ = Session.for_work(model, device=device, threads=threads, parallel=False)
         self.out_dir = Path(out_dir)
         self.names = names  # path -> (rel, output rel)
         self.done = done  # rel -> sha256 of a done row whose output exists
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .pipeline import cut_batch
-
         rows: list[dict[str, Any]] = []
-        decoded, waiting = [], []
+        decoded: list[DecodedImage] = []
+        waiting: list[tuple[dict[str, Any], str, float]] = []
         for data, path in zip(batch["bytes"], batch["path"]):
             started = time.perf_counter()
             rel, out = self.names[str(path)]
@@ -109,14 +112,15 @@ class _Cutter:
                 row["status"] = "skipped"
                 continue
             try:
-                decoded.append(load_input(lambda raw=raw: raw, self.options))
+                decoded.append(load_input(raw, self.options))
                 waiting.append((row, out, started))
             except AlphacutError as exc:
                 row["error"] = str(exc)
         if decoded:
+            cutouts: list[Cutout | None]
             try:
-                cutouts = cut_batch(decoded, options=self.options, session=self.session)
-            except Exception as exc:  # one image of the batch failing must not lose the actor
+                cutouts = list(cut_batch(decoded, options=self.options, session=self.session))
+            except Exception as exc:  # noqa: BLE001 - one image of the batch failing must not lose the actor
                 cutouts = self._one_by_one(decoded, waiting, exc)
             for (row, out, started), cutout in zip(waiting, cutouts):
                 if cutout is None:
@@ -135,19 +139,17 @@ class _Cutter:
         result["seconds"] = np.array([r["seconds"] for r in rows], dtype=np.float64)
         return result
 
-    def _one_by_one(self, decoded: list[Any], waiting: list[tuple[dict[str, Any], str, float]],
-                    first: Exception) -> list[Any]:
+    def _one_by_one(self, decoded: list[DecodedImage], waiting: list[tuple[dict[str, Any], str, float]],
+                    first: Exception) -> list[Cutout | None]:
         """After a shared model call failed: each image alone, so only the bad one fails."""
-        from .pipeline import cut
-
         if len(decoded) == 1:
             waiting[0][0]["error"] = str(input_failure(first))
             return [None]
-        cutouts: list[Any] = []
+        cutouts: list[Cutout | None] = []
         for image, (row, _, _) in zip(decoded, waiting):
             try:
                 cutouts.append(cut(image, options=self.options, session=self.session))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the per-input boundary: this image's row
                 row["error"] = str(input_failure(exc))
                 cutouts.append(None)
         return cutouts
@@ -182,11 +184,7 @@ def run_ray(
     ext = EXTENSIONS[options.format]
     started = time.perf_counter()
     if "://" not in input_uri:
-        in_res, out_res = Path(input_uri).resolve(), out_dir.resolve()
-        if not in_res.is_dir():
-            raise AlphacutError(f"{input_uri} is not a folder")
-        if in_res == out_res or in_res.is_relative_to(out_res):
-            raise AlphacutError(f"the output folder {out_dir} contains the input folder {input_uri}: choose another")
+        check_folders(Path(input_uri), out_dir)
     fs, listing = list_inputs(input_uri)
     if "://" not in input_uri:
         listing = [f for f in listing if not Path(f[0]).resolve().is_relative_to(out_dir.resolve())]
@@ -213,8 +211,7 @@ def _run_locked(ray: Any, input_uri: str, out_dir: Path, fs: Any, listing: list[
         todo: list[str] = []
         for path, rel, size, mtime_ns in listing:
             entry = ledger.get(rel)
-            finished = (entry is not None and entry.status == "done" and entry.options == fp and entry.output
-                        and (out_dir / entry.output).is_file())
+            finished = is_finished(entry, fp, out_dir)
             if finished and entry is not None and (entry.size, entry.mtime_ns) == (size, mtime_ns):
                 results.append(Result(rel=rel, status="skipped", output=entry.output))
                 continue

@@ -5,6 +5,14 @@ bfloat16, OpenVINO: see :mod:`alphacut.openvino_model`), plus the pre- and post-
 graphs of :mod:`alphacut.graphs` (the same graphs the browser runs), and is then
 reused for any number of images. It holds no per-image state, so one session can
 serve several threads.
+
+The layout for the work at hand lives here too: which copy of the model a device runs
+fastest (:func:`fp32_model_path` on a CPU, :func:`batched_model_path` on a GPU) and how
+many model calls to run at once (:func:`cpu_layout`); :meth:`Session.for_work` puts
+them together. A plain ``Session()`` runs the same copy as ``alphacut cut``.
+:class:`ModelSession` is the protocol the pipeline needs from a session (the real one
+and the tests' stand-in both satisfy it); :func:`default_session` is the one
+:func:`~alphacut.pipeline.remove_background` shares when it is given none.
 """
 
 from __future__ import annotations
@@ -12,11 +20,12 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
 
-from . import models
+from . import models, variants
 from .errors import ModelError
 from .graphs import (
     PostprocessParams,
@@ -27,14 +36,48 @@ from .graphs import (
 )
 from .openvino_model import OpenVinoModel, choose_cpu_runtime
 from .options import DEFAULT_MODEL
-from .providers import check_providers, resolve_providers
+from .providers import check_providers, resolve_providers, usable_cores
 
-__all__ = ["Session"]
+__all__ = [
+    "GPU_BATCH_SIZE",
+    "ModelSession",
+    "Session",
+    "batched_model_path",
+    "cpu_layout",
+    "default_batch_size",
+    "default_session",
+    "fp32_model_path",
+]
+
+GPU_BATCH_SIZE = 8  # images per model call on a GPU (when the model allows it)
 
 _GRAPH_NORM = (128.0, 256.0)  # (mean, std) baked into the pre-processing graph
 # Rows per apply-graph call: a quarter megapixel, so the chain of per-pixel steps
 # works in the CPU caches (1 MP strips were ~10 % slower; bounds memory too).
 _STRIP_PIXELS = 1 << 18
+
+
+class ModelSession(Protocol):
+    """What the pipeline and the jobs need from a session: :class:`Session`, or a stand-in."""
+
+    @property
+    def spec(self) -> models.ModelSpec: ...
+
+    @property
+    def on_gpu(self) -> bool: ...
+
+    @property
+    def batch_dimension(self) -> int | str | None: ...
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray: ...
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def predict_mask(self, image: np.ndarray) -> np.ndarray: ...
+
+    def postprocess(
+        self, image: np.ndarray, mask: np.ndarray, params: PostprocessParams
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 class Session:
@@ -43,7 +86,9 @@ class Session:
     ``threads`` caps onnxruntime's intra-op threads (default: all cores).
     ``device`` is ``auto`` (GPU when this onnxruntime build has one), ``cpu``,
     ``cuda`` or ``tensorrt``; an explicit GPU that cannot be used raises
-    :class:`~alphacut.errors.ProviderError` with the reason.
+    :class:`~alphacut.errors.ProviderError` with the reason. Without ``model_path``
+    the session runs the copy of the model its device runs fastest (the one the CLI
+    runs): on a CPU :func:`fp32_model_path`, on a GPU :func:`batched_model_path`.
     """
 
     def __init__(
@@ -55,11 +100,14 @@ class Session:
         model_path: Path | None = None,
     ) -> None:
         self.spec = models.get_spec(model) if isinstance(model, str) else model
-        self.model_path = Path(model_path) if model_path else models.model_path(self.spec)
         self.device = device
         self.threads = threads
         self.providers = resolve_providers(device, cache_dir=models.home() / "tensorrt")
         on_cpu = self.providers[0] == "CPUExecutionProvider"
+        if model_path:
+            self.model_path = Path(model_path)
+        else:
+            self.model_path = fp32_model_path(self.spec) if on_cpu else batched_model_path(self.spec)
         self.cpu_runtime, self.cpu_runtime_why = choose_cpu_runtime() if on_cpu else ("", "")
         self._model = self._load_model()
         if isinstance(self._model, OpenVinoModel):
@@ -122,7 +170,8 @@ class Session:
         """The model input's batch size (an int when fixed), for GPU batching."""
         if isinstance(self._model, OpenVinoModel):
             return 1
-        return self._model.get_inputs()[0].shape[0]
+        dim: int | str | None = self._model.get_inputs()[0].shape[0]
+        return dim
 
     def _options(self, *, arena: bool = True) -> ort.SessionOptions:
         so = ort.SessionOptions()
@@ -137,6 +186,7 @@ class Session:
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """HxWx3/4 uint8 sRGB -> the model's normalised 1x3xSxS float32 input."""
+        x: np.ndarray
         (x,) = self._pre.run(["input"], {"image": _nhwc(image)})
         if (self.spec.mean, self.spec.std) != _GRAPH_NORM:
             # The graph computes (rgb - 128) / 256; re-map for models normalised otherwise.
@@ -204,8 +254,82 @@ class Session:
                 self._post[params] = pair
             return pair
 
+    @classmethod
+    def for_work(
+        cls,
+        model: str | models.ModelSpec = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        batch_size: int | None = None,
+        parallel: bool = True,
+    ) -> tuple[Session, int]:
+        """A session laid out for the work at hand, and how many model calls to run at once.
+
+        GPU: the model copy with a free batch dimension (:func:`batched_model_path`) when
+        calls take several images, one call at a time. CPU: the float32 copy
+        (:func:`fp32_model_path`) and, for many images (``parallel``), :func:`cpu_layout`'s
+        parallel calls; for one image, one call over ``threads`` (default: every core),
+        which finishes it soonest.
+        """
+        spec = models.get_spec(model) if isinstance(model, str) else model
+        if _first_provider(device) != "CPUExecutionProvider":
+            path = batched_model_path(spec) if (batch_size or GPU_BATCH_SIZE) > 1 else models.model_path(spec)
+            return cls(spec, device=device, threads=threads, model_path=path), 1
+        workers, per_call = cpu_layout(threads) if parallel else (1, threads)
+        return cls(spec, device=device, threads=per_call, model_path=fp32_model_path(spec)), workers
+
     def __repr__(self) -> str:
         return f"Session(model={self.spec.name!r}, runtime={self.runtime!r})"
+
+
+def _first_provider(device: str) -> str:
+    first = resolve_providers(device)[0]
+    return first if isinstance(first, str) else first[0]
+
+
+def batched_model_path(spec: models.ModelSpec, source: Path | None = None) -> Path:
+    """A copy of the model whose batch dimension is free (see :mod:`alphacut.variants`)."""
+    return variants.derived_path(spec, ["main_output", "batched"], source)
+
+
+def fp32_model_path(spec: models.ModelSpec, source: Path | None = None) -> Path:
+    """The copy of the model the CPU runs fastest: its main output alone, computing in
+    float32 when its weights are float16 (about 20 % less CPU time per ISNet call on x86).
+    The weights stay float16 on disk, read through casts that onnxruntime folds when the
+    session is created, so the copy is no larger than the original (recipe ``f32_compute``,
+    the same as the browser's; see :mod:`alphacut.variants`)."""
+    return variants.derived_path(spec, ["main_output", "f32_compute"], source)
+
+
+def cpu_layout(threads: int | None = None, cores: int | None = None) -> tuple[int, int]:
+    """(model calls at once, threads each) for a CPU: parallel single-ish-threaded calls
+    scale better than one call over every core; at most 4 calls, to bound memory."""
+    if cores is None:
+        cores = usable_cores()
+    if threads is not None:
+        return max(1, cores // threads), threads
+    workers = max(1, min(4, cores))
+    return workers, max(1, cores // workers)
+
+
+def default_batch_size(session: ModelSession) -> int:
+    """Images per model call: several on a GPU (when the model allows it), one on a CPU."""
+    dim = session.batch_dimension
+    accepts_batches = not isinstance(dim, int) or dim != 1
+    return GPU_BATCH_SIZE if session.on_gpu and accepts_batches else 1
+
+
+_default: list[Session] = []
+_default_lock = threading.Lock()
+
+
+def default_session() -> Session:
+    """The session for the default model that calls without a session share (made once)."""
+    with _default_lock:
+        if not _default:
+            _default.append(Session())
+        return _default[0]
 
 
 def _nhwc(image: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ from onnx import TensorProto, numpy_helper
 from . import models
 from .fsutil import atomic_write
 
-__all__ = ["Recipe", "RECIPES", "RECIPE_VERSION", "derive", "derived_path", "has_fp16"]
+__all__ = ["RECIPES", "RECIPE_VERSION", "Recipe", "derive", "derived_path", "has_fp16"]
 
 Recipe = Literal["main_output", "fp32", "f32_compute", "batched", "ceil_mode"]
 RECIPES: tuple[Recipe, ...] = ("main_output", "fp32", "f32_compute", "batched", "ceil_mode")
@@ -58,7 +58,8 @@ def derive(source: Path, recipes: Iterable[Recipe], *, output: str = "output") -
             _prune(model.graph, output)
         else:
             _REWRITES[recipe](model.graph)
-    return model.SerializeToString(deterministic=True)
+    data: bytes = model.SerializeToString(deterministic=True)
+    return data
 
 
 def derived_path(spec: models.ModelSpec, recipes: Iterable[Recipe], source: Path | None = None) -> Path:

@@ -3,7 +3,7 @@
 Polling, on purpose: it works the same on every OS, on network shares and in
 containers. A file is taken when its size and modification time have not changed
 across ``settle`` consecutive polls (a copy in progress keeps changing both). The
-same :class:`~alphacut.batch.Batch` and ledger as ``alphacut batch`` do the work,
+same :class:`~alphacut.jobs.FolderJob` and ledger as ``alphacut batch`` do the work,
 so stopping and starting again (or running a batch over the same folders) never
 does an input twice. A file replaced later with new content is cut out again.
 """
@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .batch import Batch, Report, Result, clean_partials, scan
+from .fsutil import clean_partials
+from .jobs import FolderJob, Report, Result, scan
 from .options import Options
-from .session import Session
+from .session import ModelSession
 
 __all__ = ["Watcher", "watch"]
 
@@ -33,27 +34,27 @@ class Watcher:
         out_dir: Path,
         *,
         options: Options,
-        session: Session,
+        session: ModelSession,
         interval: float = 1.0,
         settle: int = 2,
         batch_size: int | None = None,
     ) -> None:
         if interval <= 0 or settle < 1:
             raise ValueError(f"interval must be > 0 and settle >= 1, got {interval!r} and {settle!r}")
-        self.batch = Batch(in_dir, out_dir, options=options, session=session, batch_size=batch_size)
+        self.job = FolderJob(in_dir, out_dir, options=options, session=session, batch_size=batch_size)
         self.interval = interval
         self.settle = settle
         self._seen: dict[Path, tuple[_Stat, int]] = {}  # path -> (last stat, polls unchanged)
         self._handled: dict[Path, _Stat] = {}  # path -> the stat it was handled at
         self.results: list[Result] = []
-        clean_partials(self.batch.out_dir)
+        clean_partials(self.job.out_dir)
 
     def close(self) -> None:
-        self.batch.close()
+        self.job.close()
 
     def ready(self) -> list[Path]:
         """One poll: the files whose size and mtime held still long enough and are not handled yet."""
-        images, _ = scan(self.batch.in_dir, self.batch.out_dir)
+        images, _ = scan(self.job.in_dir, self.job.out_dir)
         present = set(images)
         for gone in [p for p in self._seen if p not in present]:
             del self._seen[gone]
@@ -75,7 +76,7 @@ class Watcher:
 
     def process(self, paths: list[Path], stop: threading.Event | None = None,
                 on_result: Callable[[Result], None] | None = None) -> list[Result]:
-        jobs, results = self.batch.plan(paths)
+        jobs, results = self.job.plan(paths)
         for path in paths:
             try:
                 st = path.stat()
@@ -83,7 +84,7 @@ class Watcher:
             except OSError:
                 pass
         done = {r.rel for r in results}
-        for result in self.batch.run(jobs):
+        for result in self.job.run(jobs):
             results.append(result)
             done.add(result.rel)
             if on_result is not None:
@@ -91,15 +92,15 @@ class Watcher:
             if stop is not None and stop.is_set():
                 break  # the rest stays unhandled: the next start does it
         for path in paths:
-            if self.batch.rel(path) not in done:
+            if self.job.rel(path) not in done:
                 self._handled.pop(path, None)
         self.results.extend(results)
         return results
 
     def report(self, seconds: float) -> Report:
-        images, ignored = scan(self.batch.in_dir, self.batch.out_dir)
-        report = self.batch.report(images, ignored, self.results, seconds)
-        report.write(self.batch.out_dir)
+        images, ignored = scan(self.job.in_dir, self.job.out_dir)
+        report = self.job.report(images, ignored, self.results, seconds)
+        report.write(self.job.out_dir)
         return report
 
 
@@ -108,7 +109,7 @@ def watch(
     out_dir: Path,
     *,
     options: Options,
-    session: Session,
+    session: ModelSession,
     interval: float = 1.0,
     settle: int = 2,
     stop: threading.Event | None = None,

@@ -35,7 +35,7 @@ import logging
 import math
 import time
 import typing
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import MISSING, Field
 from typing import Any
 
@@ -46,11 +46,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..confidence import Confidence
 from ..errors import AlphacutError, DecodeError, ImageTooLargeError, ModelError, ProviderError
+from ..jobs import EXTENSIONS
 from ..options import Options
+from ..session import ModelSession
 from .guards import api_key_refusal, cross_origin_refusal
 
-__all__ = ["api_routes", "default_api_routes", "openapi_schema", "options_from_query", "MEDIA_TYPES", "PREFIX"]
+__all__ = ["MEDIA_TYPES", "PREFIX", "api_routes", "default_api_routes", "openapi_schema", "options_from_query"]
 
 PREFIX = "/api/v1"
 MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
@@ -242,7 +245,7 @@ def _check_declared_length(headers: Headers, max_bytes: int) -> None:
         raise _Problem(413, _too_big(max_bytes))
 
 
-async def _capped_stream(request: Request, max_bytes: int) -> AsyncIterator[bytes]:
+async def _capped_stream(request: Request, max_bytes: int) -> AsyncGenerator[bytes, None]:
     """The body's chunks, refused (413) as soon as they pass ``max_bytes``, without reading the rest."""
     total = 0
     try:
@@ -318,7 +321,7 @@ class _ServerFault(Exception):
 
 
 def api_routes(
-    session_factory: Callable[[], Any],
+    session_factory: Callable[[], ModelSession],
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     queue: int = DEFAULT_QUEUE,
@@ -344,15 +347,15 @@ def api_routes(
                          f" body_timeout={body_timeout}")
     mp_cap = max_megapixels if max_megapixels is not None else _field_default("max_megapixels")
     gate = _Gate(queue, max(max_bytes, body_memory if body_memory is not None else 5 * max_bytes // 2))
-    session_box: list[Any] = []
+    session_box: list[ModelSession] = []
     session_lock = anyio.Lock()
     schema = openapi_schema(max_bytes=max_bytes, max_megapixels=mp_cap)
 
-    async def get_session() -> Any:
+    async def get_session() -> ModelSession:
         async with session_lock:
             if not session_box:
                 session = await anyio.to_thread.run_sync(session_factory)
-                gate.concurrency = concurrency or (2 if getattr(session, "on_gpu", False) else 1)
+                gate.concurrency = concurrency or (2 if session.on_gpu else 1)
                 gate.limiter = anyio.CapacityLimiter(gate.concurrency)
                 session_box.append(session)
             return session_box[0]
@@ -422,7 +425,7 @@ def api_routes(
             return _error(503, f"the model is not available: {exc}", {"Retry-After": "60"})
         except AlphacutError as exc:
             return _error(422, str(exc))
-        except Exception as exc:  # a fault of the server, not of the input: say so, log the details
+        except Exception as exc:  # noqa: BLE001 - a fault of the server, not of the input: say so, log it
             _log.exception("internal error while answering %s", request.url.path)
             cause = exc.__cause__ if isinstance(exc, _ServerFault) and exc.__cause__ is not None else exc
             return _error(500, f"internal error ({type(cause).__name__}): the server log has the details;"
@@ -430,7 +433,7 @@ def api_routes(
         kind = "mask" if options.mask else "cutout"
         return Response(data, media_type=MEDIA_TYPES[options.format], headers={
             "Cache-Control": "no-store",
-            "Content-Disposition": f'inline; filename="{kind}.{"jpg" if options.format == "jpeg" else options.format}"',
+            "Content-Disposition": f'inline; filename="{kind}.{EXTENSIONS[options.format]}"',
             "X-Alphacut-Confidence": f"{confidence.score:.4f}",
             "X-Alphacut-Needs-Review": "true" if confidence.needs_review else "false",
         })
@@ -458,7 +461,7 @@ def _not_an_image(body: bytes) -> bool:
     return sniff_format(body) is None
 
 
-def _work(body: bytes, options: Options, session: Any) -> tuple[bytes, Any]:
+def _work(body: bytes, options: Options, session: ModelSession) -> tuple[bytes, Confidence]:
     """Decode, cut out and encode, in a worker thread."""
     from ..imageio import decode
     from ..pipeline import cut
@@ -521,13 +524,13 @@ def default_api_routes(model: str, *, max_upload_mb: float, queue: int = DEFAULT
     which on an oversubscribed CPU costs far more than the core left out.
     """
 
-    def factory() -> Any:
+    def factory() -> ModelSession:
         import os
 
-        from ..batch import open_session
+        from ..session import Session
 
         cores = os.cpu_count() or 1
-        session, _ = open_session(model, threads=max(1, cores - 1), batch_size=1)
+        session, _ = Session.for_work(model, threads=max(1, cores - 1), batch_size=1)
         return session
 
     return api_routes(factory, max_bytes=int(max_upload_mb * 1024 * 1024), queue=queue, body_timeout=body_timeout,

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,20 +31,20 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import models
-from ..errors import ModelError
+from ..errors import ModelError, RuntimeNotFoundError
 from ..graphs import PostprocessParams, build_postprocess_graph, build_preprocess_graph, to_bytes
 from . import runtime, variants
 from .guards import LOOPBACK_HOSTS, OriginCheck, is_loopback, normalise_host, parse_host
 from .server import ServerLimits, uvicorn_config
 
 __all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "DEFAULT_ALLOWED_HOSTS",
+    "IMMUTABLE",
+    "SECURITY_HEADERS",
+    "allowed_hosts_for",
     "create_app",
     "serve",
-    "allowed_hosts_for",
-    "DEFAULT_ALLOWED_HOSTS",
-    "CONTENT_SECURITY_POLICY",
-    "SECURITY_HEADERS",
-    "IMMUTABLE",
 ]
 
 STATIC = Path(__file__).parent / "static"
@@ -144,7 +145,7 @@ class _Assets:
     def __init__(self, model: str) -> None:
         self.by_url: dict[str, _Asset] = {}
         self.errors: list[str] = []
-        self.config: dict[str, object] = {}
+        self.config: dict[str, Any] = {}  # the page's JSON config
         self.shell: list[str] = []  # small files the service worker caches at install
 
         static = {name: self._add(_file_asset(STATIC / name)) for name in _STATIC_ASSETS}
@@ -160,7 +161,7 @@ class _Assets:
         runtime_cfg: dict[str, dict[str, str]] = {}
         try:
             folder = runtime.runtime_path()
-        except runtime.RuntimeNotFoundError as exc:
+        except RuntimeNotFoundError as exc:
             self.errors.append(str(exc))
         else:
             rt = {name: self._add(_file_asset(folder / name)) for name in runtime.RUNTIME_FILES}
@@ -181,7 +182,7 @@ class _Assets:
         try:
             zip_url = self._add(_file_asset(runtime.zip_path())).url
             self.shell.append(zip_url)
-        except runtime.RuntimeNotFoundError as exc:
+        except RuntimeNotFoundError as exc:
             if not self.errors:  # one message naming the command is enough
                 self.errors.append(str(exc))
 
@@ -224,7 +225,7 @@ class _Assets:
 
     def prebuild(self) -> None:
         """Build the derived model file the page loads by default now, not on first request."""
-        wasm = self.config.get("model", {}).get("wasm")  # type: ignore[union-attr]
+        wasm = self.config.get("model", {}).get("wasm")
         if wasm:
             self.by_url[wasm].bytes()
 
@@ -358,7 +359,7 @@ def create_app(
                 "app": static["app.js"].url,
                 "icon": static["icon.svg"].url,
                 "config": _json_for_html(assets.config),
-                "model_name": html.escape(str(assets.config["model"]["name"])),  # type: ignore[index]
+                "model_name": html.escape(str(assets.config["model"]["name"])),
             },
         )
         return HTMLResponse(body, headers={"Cache-Control": NO_CACHE})
@@ -397,8 +398,8 @@ def create_app(
     ]
     app = _App(routes=routes, exception_handlers={500: _server_error, HTTPException: _http_error})
     # Outermost first: the Host check, then the same-origin check (the API, and any state-changing request).
-    app.add_middleware(OriginCheck)  # type: ignore[arg-type]
-    app.add_middleware(_HostCheck, allowed_hosts=list(allowed_hosts))  # type: ignore[arg-type]
+    app.add_middleware(OriginCheck)
+    app.add_middleware(_HostCheck, allowed_hosts=list(allowed_hosts))
     app.state.assets = assets
     return app
 
@@ -411,7 +412,7 @@ def allowed_hosts_for(host: str) -> tuple[str, ...]:
         name = socket.gethostname()
         hosts += [name, socket.getfqdn()]
         try:
-            hosts += [info[4][0] for info in socket.getaddrinfo(name, None)]
+            hosts += [str(info[4][0]) for info in socket.getaddrinfo(name, None)]
         except OSError:
             pass
     else:

@@ -18,18 +18,18 @@ import tempfile
 from pathlib import Path
 
 from .. import models
-from ..errors import ModelError
+from ..errors import ModelError, RuntimeNotFoundError
 
 __all__ = [
     "ORT_VERSION",
-    "RUNTIME_FILES",
     "PULL_COMMAND",
-    "RuntimeNotFoundError",
+    "RUNTIME_FILES",
+    "RuntimeNotFoundError",  # defined in alphacut.errors; here too for callers of runtime_path()
+    "axe_path",
+    "pull_runtime",
     "runtime_dir",
     "runtime_path",
     "zip_path",
-    "axe_path",
-    "pull_runtime",
 ]
 
 ORT_VERSION = "1.30.0"
@@ -89,10 +89,6 @@ _PACKAGES: tuple[tuple[models.NpmSource, str, dict[str, str]], ...] = (
         {"package/axe.min.js": AXE_FILE, "package/LICENSE": "LICENSE", "package/package.json": "package.json"},
     ),
 )
-
-
-class RuntimeNotFoundError(ModelError):
-    """The onnxruntime-web files are not in the cache."""
 
 
 def runtime_dir() -> Path:

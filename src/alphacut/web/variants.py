@@ -29,7 +29,7 @@ import onnx
 
 from ..variants import RECIPE_VERSION, Recipe, derive, has_fp16
 
-__all__ = ["Variant", "VARIANTS", "RECIPE_VERSION", "variant_key", "build_variant", "webgpu_variants"]
+__all__ = ["RECIPE_VERSION", "VARIANTS", "Variant", "build_variant", "variant_key", "webgpu_variants"]
 
 Variant = Literal["wasm", "webgpu-f16", "webgpu-f32"]
 VARIANTS: tuple[Variant, ...] = ("wasm", "webgpu-f16", "webgpu-f32")
