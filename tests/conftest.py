@@ -37,6 +37,16 @@ def session(isnet_model_path: Path):  # type: ignore[no-untyped-def]
 
 
 _skipped_guarded: list[str] = []
+_MODEL_FIXTURES = {"session", "isnet_model_path"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that loads the real model must say so (``@pytest.mark.model``): the CI guard
+    below, and ``-m "not model"``, rely on the marker."""
+    unmarked = [item.nodeid for item in items
+                if _MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("model") is None]
+    if unmarked:
+        raise pytest.UsageError(f"these tests load the real model without @pytest.mark.model: {', '.join(unmarked)}")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

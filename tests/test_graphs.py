@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +87,9 @@ def _errors(alpha: np.ndarray, fg: np.ndarray, lemur: dict[str, np.ndarray]) -> 
 # -- builders ---------------------------------------------------------------
 
 
-def test_builders_are_cheap_and_deterministic() -> None:
-    t = time.perf_counter()
+def test_builders_are_deterministic() -> None:
     a = to_bytes(build_postprocess_graph())
     b = to_bytes(build_postprocess_graph())
-    assert time.perf_counter() - t < 2
     assert a == b
     for build in (build_coefficients_graph, build_apply_graph):
         assert to_bytes(build()) == to_bytes(build())

@@ -9,24 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_builders import encode, tiff_pages
 from PIL import Image, ImageCms
 
 from alphacut import imageio
 from alphacut.errors import DecodeError, ImageTooLargeError, InputError
 
 PHOTOS = Path(__file__).parent / "data" / "photos"
-
-
-def _png_bytes(im: Image.Image, **kw: object) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, "PNG", **kw)
-    return buf.getvalue()
-
-
-def _jpeg_bytes(im: Image.Image, **kw: object) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", **kw)
-    return buf.getvalue()
 
 
 def _png_with_header(width: int, height: int) -> bytes:
@@ -67,14 +56,14 @@ def test_absurd_dimensions_stopped_before_decoding() -> None:
 
 
 def test_megapixel_cap_is_configurable() -> None:
-    data = _png_bytes(Image.new("RGB", (2000, 1000)))
+    data = encode("PNG", Image.new("RGB", (2000, 1000)))
     with pytest.raises(ImageTooLargeError):
         imageio.decode(data, max_megapixels=1.5)
     assert imageio.decode(data, max_megapixels=2.5).size == (2000, 1000)
 
 
 def test_png_with_a_broken_header_crc_is_corrupt_not_unknown() -> None:
-    data = bytearray(_png_bytes(Image.new("RGB", (8, 8))))
+    data = bytearray(encode("PNG", Image.new("RGB", (8, 8))))
     data[29] ^= 0xFF  # the IHDR chunk's CRC
     assert imageio.sniff_format(bytes(data)) == "PNG"
     with pytest.raises(DecodeError, match="corrupt PNG.*re-export"):
@@ -98,15 +87,8 @@ def test_a_file_larger_than_any_image_within_the_cap_is_not_read(tmp_path: Path)
         imageio.decode(huge)
     assert imageio.max_file_bytes(250) < (1 << 40)
     small = tmp_path / "s.png"
-    small.write_bytes(_png_bytes(Image.new("RGB", (4, 4))))
+    small.write_bytes(encode("PNG", Image.new("RGB", (4, 4))))
     assert imageio.read_file(small, max_megapixels=1) == small.read_bytes()
-
-
-def _tiff_pages() -> bytes:
-    buf = io.BytesIO()
-    pages = [Image.new("RGB", (16, 12), c) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
-    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:])
-    return buf.getvalue()
 
 
 def _patch_tiff_entry(data: bytes, page: int, tag: int, *, new_tag: int | None = None,
@@ -133,8 +115,8 @@ def _patch_tiff_entry(data: bytes, page: int, tag: int, *, new_tag: int | None =
     (259, {"value": 0xFFFF}),  # unknown compression: KeyError
     (262, {"value": 99}),  # unknown photometric interpretation: SyntaxError
 ])
-def test_damaged_tiff_pages(tag: int, change: dict[str, int]) -> None:
-    data = _tiff_pages()
+def test_damagedtiff_pages(tag: int, change: dict[str, int]) -> None:
+    data = tiff_pages()
     # The first page damaged: a corrupt TIFF (it was "not an image").
     with pytest.raises(DecodeError, match="corrupt TIFF.*re-export"):
         imageio.decode(_patch_tiff_entry(data, 0, tag, **change))
@@ -165,7 +147,7 @@ def test_an_icc_tag_damaged_into_a_number_is_ignored() -> None:
 def test_a_damaged_icc_profile_is_ignored_not_fatal() -> None:
     icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
     icc[16] = 0xA6  # the colour space signature ("RGB "), not ASCII any more: Pillow raised UnicodeDecodeError
-    decoded = imageio.decode(_png_bytes(Image.new("RGB", (8, 8), (10, 20, 30)), icc_profile=bytes(icc)))
+    decoded = imageio.decode(encode("PNG", Image.new("RGB", (8, 8), (10, 20, 30)), icc_profile=bytes(icc)))
     assert decoded.pixels[0, 0].tolist() == [10, 20, 30]
     assert decoded.icc_profile is None and any("ICC" in w for w in decoded.warnings)
 
@@ -176,14 +158,14 @@ def test_whatever_a_decoder_raises_becomes_a_decode_error(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(imageio, "_is_16bit_color", explode)
     with pytest.raises(DecodeError, match=r"corrupt \(error: unpack"):
-        imageio.decode(_png_bytes(Image.new("RGB", (4, 4))))
+        imageio.decode(encode("PNG", Image.new("RGB", (4, 4))))
 
     def no_memory(*args: object, **kw: object) -> None:
         raise MemoryError
 
     monkeypatch.setattr(imageio, "_is_16bit_color", no_memory)
     with pytest.raises(ImageTooLargeError, match="not enough memory.*--max-megapixels"):
-        imageio.decode(_png_bytes(Image.new("RGB", (4, 4))))
+        imageio.decode(encode("PNG", Image.new("RGB", (4, 4))))
 
 
 def test_directory_and_missing_path(tmp_path: Path) -> None:
@@ -207,7 +189,7 @@ def test_exif_orientation_applied() -> None:
     im.paste((0, 0, 255), (0, 0, 10, 20))  # blue strip on the left
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 CW to display
-    decoded = imageio.decode(_jpeg_bytes(im, exif=exif.tobytes(), quality=95))
+    decoded = imageio.decode(encode("JPEG", im, exif=exif.tobytes(), quality=95))
     assert decoded.size == (20, 60)
     top = decoded.pixels[:5].reshape(-1, 3).mean(axis=0)
     assert top[2] > 200 and top[0] < 60  # the left strip is now on top
@@ -215,7 +197,7 @@ def test_exif_orientation_applied() -> None:
 
 def test_cmyk_jpeg_becomes_srgb_and_says_so() -> None:
     im = Image.new("CMYK", (32, 32), (0, 255, 255, 0))  # red in CMYK
-    decoded = imageio.decode(_jpeg_bytes(im))
+    decoded = imageio.decode(encode("JPEG", im))
     assert decoded.pixels.shape == (32, 32, 3)
     r, g, b = decoded.pixels.reshape(-1, 3).mean(axis=0)
     assert r > 200 and g < 60 and b < 60
@@ -237,7 +219,7 @@ def test_16bit_png_keeps_16_bits() -> None:
 
 def test_16bit_grayscale_png() -> None:
     gray = (np.arange(64 * 64, dtype=np.uint32) * 16).reshape(64, 64).astype(np.uint16)
-    decoded = imageio.decode(_png_bytes(Image.fromarray(gray)))
+    decoded = imageio.decode(encode("PNG", Image.fromarray(gray)))
     assert decoded.bit_depth == 16 and decoded.pixels.shape == (64, 64, 3)
     assert np.array_equal(decoded.pixels[..., 0], gray)
 
@@ -247,7 +229,7 @@ def test_modes_become_rgb_or_rgba(mode: str) -> None:
     im = Image.new("RGB", (16, 16), (10, 200, 30)).convert(mode)
     if mode == "P":
         im.info["transparency"] = 0
-    decoded = imageio.decode(_png_bytes(im, **({"transparency": 0} if mode == "P" else {})))
+    decoded = imageio.decode(encode("PNG", im, **({"transparency": 0} if mode == "P" else {})))
     assert decoded.pixels.dtype == np.uint8
     assert decoded.pixels.shape[2] == (4 if mode in ("LA", "P", "RGBA") else 3)
 

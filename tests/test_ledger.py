@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+import typing
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 
 from alphacut import Options
 from alphacut.errors import OutputError
-from alphacut.ledger import LEDGER_NAME, Ledger, fingerprint, sha256_bytes
+from alphacut.ledger import LEDGER_NAME, Ledger, fingerprint
 
 
 def test_one_row_per_input_and_attempts_count(tmp_path: Path) -> None:
@@ -60,13 +62,26 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         Ledger.in_folder(tmp_path)
 
 
-def test_fingerprint_follows_options_and_model() -> None:
+def _other_value(field: dataclasses.Field[Any], tp: Any) -> Any:
+    """A valid value of an Options field other than its default."""
+    choices = typing.get_args(tp)
+    if typing.get_origin(tp) is typing.Literal:
+        return next(c for c in choices if c != field.default)
+    if tp is bool:
+        return not field.default
+    if tp is float:
+        return field.default / 2
+    return "#123456"  # background: a colour
+
+
+def test_fingerprint_follows_every_option_and_the_model() -> None:
     base = fingerprint(Options(), "a" * 64)
     assert base == fingerprint(Options(), "a" * 64)
-    assert base != fingerprint(Options(format="webp"), "a" * 64)
-    assert base != fingerprint(Options(refine=False), "a" * 64)
     assert base != fingerprint(Options(), "b" * 64)
-    assert sha256_bytes(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    hints = typing.get_type_hints(Options)
+    for field in Options.fields():
+        changed = Options().replace(**{field.name: _other_value(field, hints[field.name])})
+        assert fingerprint(changed, "a" * 64) != base, f"changing {field.name} must redo the outputs"
 
 
 @pytest.mark.parametrize(("sqlite_says", "advice"), [

@@ -4,7 +4,6 @@ route, security headers and JSON on every answer (404, 405, 500 included), and `
 from __future__ import annotations
 
 import asyncio
-import io
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from fake_session import FakeSession
-from PIL import Image
+from image_builders import solid
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -26,12 +25,6 @@ from alphacut.web.guards import is_loopback, parse_host
 @pytest.fixture(autouse=True)
 def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path))  # no model, no runtime: the page explains; routes still work
-
-
-def _png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 24), (10, 200, 30)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def _request(app: Any, method: str, url: str, host: str = "127.0.0.1", **kw: Any) -> httpx.Response:
@@ -89,7 +82,7 @@ def test_cross_origin_state_changing_requests_are_403_on_every_route() -> None:
                                            *api_routes(FakeSession)])
     for method, url in [("POST", "/settings"), ("DELETE", "/settings"), ("POST", "/api/v1/cutout"),
                         ("GET", "/api/v1/openapi.json"), ("POST", "/")]:
-        r = _request(app, method, url, headers={"Origin": "http://evil.example"}, content=_png())
+        r = _request(app, method, url, headers={"Origin": "http://evil.example"}, content=solid((32, 24), (10, 200, 30)))
         assert r.status_code == 403, (method, url)
         assert "cross-origin" in r.json()["error"]
         _assert_security_headers(r)
@@ -97,7 +90,7 @@ def test_cross_origin_state_changing_requests_are_403_on_every_route() -> None:
     # A page may still be *viewed* from a link on another site; and same-origin requests go through.
     assert _request(app, "GET", "/sw.js", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
     assert _request(app, "POST", "/settings", headers={"Origin": "http://127.0.0.1"}).status_code == 200
-    r = _request(app, "POST", "/api/v1/cutout", headers={"Sec-Fetch-Site": "same-origin"}, content=_png())
+    r = _request(app, "POST", "/api/v1/cutout", headers={"Sec-Fetch-Site": "same-origin"}, content=solid((32, 24), (10, 200, 30)))
     assert r.status_code == 200
     _assert_security_headers(r)
 

@@ -5,7 +5,6 @@ about what happens (an answer, a closed socket), never about how fast."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
@@ -22,7 +21,7 @@ import httpx
 import pytest
 import uvicorn
 from fake_session import FakeSession
-from PIL import Image
+from image_builders import solid
 
 from alphacut.web.api import api_routes
 from alphacut.web.app import create_app
@@ -30,12 +29,6 @@ from alphacut.web.server import ServerLimits, uvicorn_config
 
 URL = "/api/v1/cutout"
 WAIT = 20.0  # the most any socket read below waits before the test fails (a hang, not a timing check)
-
-
-def _png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (40, 30), (200, 40, 40)).save(buf, "PNG")
-    return buf.getvalue()
 
 
 @dataclass
@@ -129,13 +122,13 @@ def _keep_sending(s: socket.socket, piece: bytes, pause: float, stop: threading.
 
 
 def test_a_normal_request_is_served(live: Live) -> None:
-    r = httpx.post(live.base + URL, content=_png(), timeout=WAIT)
+    r = httpx.post(live.base + URL, content=solid(), timeout=WAIT)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert "server" not in r.headers
 
 
 def test_held_upload_gets_408_and_is_closed(live: Live) -> None:
-    body = _png()
+    body = solid()
     s = live.connect()
     s.sendall(_head(live.port, "POST", URL, f"Content-Type: image/png\r\nContent-Length: {len(body)}\r\n"))
     s.sendall(body[:-1])  # one byte short, then nothing
@@ -188,7 +181,7 @@ def test_held_uploads_fill_the_byte_budget_yet_small_requests_are_served(live: L
     status, headers, payload = _read_response(s)
     assert status == 503 and int(headers["retry-after"]) >= 1 and "busy" in json.loads(payload)["error"]
     # ... while a small request, meanwhile, is served: the held ones take no place in the queue.
-    assert httpx.post(live.base + URL, content=_png(), timeout=WAIT).status_code == 200
+    assert httpx.post(live.base + URL, content=solid(), timeout=WAIT).status_code == 200
     for h in held:
         assert _read_response(h)[0] == 408
 
@@ -213,7 +206,7 @@ def test_idle_connections_cannot_starve_requests(live: Live) -> None:
     for s in idle:
         s.settimeout(0.05)
     try:
-        r = httpx.post(live.base + URL, content=_png(), timeout=WAIT)
+        r = httpx.post(live.base + URL, content=solid(), timeout=WAIT)
         assert r.status_code == 200
         assert live.open_connections() <= 8
         assert _closed(idle[0])  # the oldest idle ones made room
