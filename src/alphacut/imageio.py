@@ -31,6 +31,7 @@ from .errors import AlphacutError, DecodeError, ImageTooLargeError, OutputError
 
 __all__ = [
     "MAX_SIDE", "DecodedImage", "decode", "encode", "file_too_large", "max_file_bytes", "read_file", "sniff_format",
+    "to_8bit",
 ]
 
 try:  # HEIC/HEIF support is optional at import time, present in the default install
@@ -64,6 +65,12 @@ _SRGB = ImageCms.createProfile("sRGB")
 _SRGB_BYTES = ImageCms.ImageCmsProfile(_SRGB).tobytes()
 
 
+
+def to_8bit(values: np.ndarray) -> np.ndarray:
+    """16-bit samples rounded to 8 bits (65535 -> 255; the one rounding rule everywhere)."""
+    out: np.ndarray = ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    return out
+
 @dataclass
 class DecodedImage:
     """An input image ready for the engine.
@@ -96,7 +103,7 @@ class DecodedImage:
         """The RGB pixels (input colour space) at 8 bits."""
         rgb = self.pixels[..., :3]
         if rgb.dtype == np.uint16:
-            return ((rgb.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+            return to_8bit(rgb)
         return rgb
 
 
@@ -326,7 +333,7 @@ def _finish(
 ) -> DecodedImage:
     rgb8 = pixels[..., :3]
     if rgb8.dtype == np.uint16:
-        rgb8 = ((rgb8.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        rgb8 = to_8bit(rgb8)
     srgb8 = rgb8
     try:
         src = _profile(icc) if icc else None
@@ -357,7 +364,7 @@ def _with_alpha_of(pixels: np.ndarray, rgb8: np.ndarray) -> np.ndarray:
     if pixels.shape[2] == 4:
         a = pixels[..., 3]
         if a.dtype == np.uint16:
-            a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+            a = to_8bit(a)
         return np.dstack([rgb8, a])
     return rgb8
 
@@ -464,7 +471,7 @@ def encode(
 
 def _to8(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint16:
-        return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return to_8bit(arr)
     return arr
 
 

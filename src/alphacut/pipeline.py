@@ -57,7 +57,7 @@ class Cutout:
         """The cutout as an 8-bit RGBA PIL image."""
         rgba = self.rgba
         if rgba.dtype == np.uint16:
-            rgba = ((rgba.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+            rgba = imageio.to_8bit(rgba)
         return Image.fromarray(rgba, "RGBA")
 
     def encode(self, options: Options | None = None) -> bytes:
@@ -99,7 +99,7 @@ def _decode(image: ImageInput, options: Options) -> DecodedImage:
         image = Image.fromarray(image) if image.dtype == np.uint8 else image
         if isinstance(image, np.ndarray):  # 16-bit arrays: no PIL mode holds RGB(A) at 16 bits
             px = np.ascontiguousarray(image)
-            srgb8 = ((px[..., :3].astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+            srgb8 = imageio.to_8bit(px[..., :3])
             return DecodedImage(pixels=px, srgb8=srgb8, icc_profile=None, format="array")
     return imageio.decode(image, max_megapixels=options.max_megapixels, color=options.color)
 
