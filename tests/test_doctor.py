@@ -82,3 +82,14 @@ def test_usable_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ort, "get_available_providers", lambda: GPU)
     monkeypatch.setattr(ort, "InferenceSession", Works)
     assert "GPU: CUDA usable, TensorRT available" in _doctor()
+
+
+def test_json_says_what_the_lines_say() -> None:
+    import json
+
+    result = CliRunner().invoke(cli, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["build_device"] == ort.get_device() and found["providers"] == ort.get_available_providers()
+    assert found["gpu"] in _doctor().splitlines() and found["cpu_runtime"] in _doctor().splitlines()
+    assert set(found["models"]) >= {"medium", "small"}
