@@ -21,6 +21,7 @@ import pytest
 from headless_chromium import CHROMIUM
 from headless_chromium import launch as launch_chromium
 
+
 @dataclass
 class Hit:
     method: str

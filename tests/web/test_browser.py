@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 PHOTOS = Path(__file__).parents[1] / "data" / "photos"
