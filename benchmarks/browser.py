@@ -46,17 +46,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PHOTOS, ROOT, machine, write_section  # noqa: E402
+from common import PHOTOS, ROOT, machine, write_section
 
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests" / "web"))  # the tests' Chromium launch recipe
 
-from alphacut import models  # noqa: E402
-from alphacut.web.app import create_app  # noqa: E402
-from headless_chromium import CHROMIUM, launch  # noqa: E402
+from headless_chromium import CHROMIUM, launch
+
+from alphacut import models
+from alphacut.web.app import create_app
 
 IMGLY_VERSION = "1.7.0"  # its peer dependency pins onnxruntime-web 1.21.0
 PHOTOS = Path(os.environ.get("ALPHACUT_PHOTOS", PHOTOS))
@@ -349,7 +350,7 @@ class MemorySampler:
             self.samples.append((time.monotonic() - self.t0, renderers))
             self._stop.wait(0.5)
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -368,8 +369,8 @@ def make_queue_photos(folder: Path, count: int, megapixels: float, size: tuple[i
     out = []
     for i in range(count):
         src = sources[i % len(sources)]
-        with Image.open(src) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
+        with Image.open(src) as opened:
+            im = ImageOps.exif_transpose(opened).convert("RGB")
             if (i // len(sources)) % 2:
                 im = ImageOps.mirror(im)
             if size:
@@ -507,7 +508,7 @@ def queue_main(args: argparse.Namespace) -> None:
 
 def browser_machine() -> str:
     """The shared machine description plus the Chromium that ran."""
-    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip().splitlines()
+    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=False).stdout.strip().splitlines()
     return f"{machine()}; {chromium[-1] if chromium else 'Chromium'} headless"
 
 
