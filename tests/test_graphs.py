@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 from scipy import ndimage
 
 from alphacut.graphs import (
@@ -99,7 +99,18 @@ def test_builders_are_deterministic() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"gf_radius": 0}, {"gf_eps": 0.0}, {"snap_low": 0.5, "snap_high": 0.4}, {"work_size": 2}, {"speck_mass": 0.7}],
+    [
+        {"gf_radius": 0},
+        {"gf_eps": 0.0},
+        {"snap_low": 0.5, "snap_high": 0.4},
+        {"work_size": 2},
+        {"speck_mass": 0.7},
+        {"fine_fit": (0.9, 0.6)},
+        {"coarse_fit": (0.3, 1.5)},
+        {"soft_low": 9.0},
+        {"sharpen": 0.5},
+        {"clamp_radius": 0},
+    ],
 )
 def test_params_are_validated(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs)).split("_")[0]):
@@ -208,8 +219,9 @@ def test_raw_is_a_plain_upsample(post_raw: ort.InferenceSession) -> None:
     assert fg.max() == 0
 
 
-def test_despeckle_keeps_thin_structures(post: ort.InferenceSession) -> None:
+def test_despeckle_keeps_thin_structures() -> None:
     # A subject with a 2-px "hair" sticking out, a far-away speck and a pin-hole.
+    post = _session(build_postprocess_graph(PostprocessParams(despeckle=True)))
     m = np.zeros((1024, 1024), np.float32)
     m[300:700, 300:700] = 1
     m[495:497, 700:900] = 1  # thin strand attached to the subject
@@ -225,8 +237,9 @@ def test_despeckle_keeps_thin_structures(post: ort.InferenceSession) -> None:
 def test_refinement_beats_plain_upsample_on_degraded_masks(
     post: ort.InferenceSession, post_raw: ort.InferenceSession, lemur: dict[str, np.ndarray]
 ) -> None:
-    """Model-free: the true matte made coarse and hard (like a segmentation mask)."""
-    coarse = Image.fromarray((lemur["alpha"] > 0.5).astype(np.uint8) * 255).resize((256, 256), Image.Resampling.BOX)
+    """Model-free: the true matte at a quarter of the model's resolution (soft where the fur is, like
+    a segmentation model's mask), upsampled to 1024: refinement must recover detail from the photo."""
+    coarse = Image.fromarray(np.round(lemur["alpha"] * 255).astype(np.uint8)).resize((256, 256), Image.Resampling.BOX)
     mask = np.asarray(coarse.resize((1024, 1024), Image.Resampling.BILINEAR), np.float32)[None, None] / 255
     edges = []
     for name, bg in _backgrounds(lemur).items():
@@ -235,13 +248,13 @@ def test_refinement_beats_plain_upsample_on_degraded_masks(
         edge, halo = _errors(*_post(post, image, mask), lemur)
         edges.append((edge_raw, edge))
         if name == "white":
-            # white fur on white: colours cannot tell them apart (LIMITATIONS.md);
-            # refinement must at least not make it much worse
-            assert edge < 1.1 * edge_raw and halo < 1.25 * halo_raw
+            # white fur on white: colours cannot tell them apart (LIMITATIONS.md); with ISNet's
+            # own mask it is still better than raw (benchmarks/quality.py), with this one bounded
+            assert edge < 1.5 * edge_raw and halo < halo_raw
         else:
-            assert edge < 0.8 * edge_raw and halo < 0.8 * halo_raw, name
+            assert edge < 0.9 * edge_raw and halo < 0.8 * halo_raw, name
     raw_mean, refined_mean = np.mean(edges, axis=0)
-    assert refined_mean < 0.8 * raw_mean
+    assert refined_mean < 0.9 * raw_mean
 
 
 @pytest.mark.model
@@ -265,3 +278,48 @@ def test_refinement_beats_plain_upsample_with_isnet(
     edge_raw, halo_raw, edge, halo = totals
     assert edge < 0.95 * edge_raw
     assert halo < 0.8 * halo_raw
+
+
+def _disc(size: int, radius: float, centre: float, supersample: int = 4) -> np.ndarray:
+    """Anti-aliased disc coverage (0..1), ``size`` x ``size``."""
+    n = size * supersample
+    c = np.arange(n, dtype=np.float32) / supersample - centre + 0.5 / supersample
+    inside = (c[:, None] ** 2 + c[None, :] ** 2 <= radius**2).astype(np.float32)
+    return inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+
+
+def _transition_width(alpha: np.ndarray, radius: float) -> float:
+    """10-90 % transition width across a disc's outline, in pixels."""
+    return float(((alpha > 0.1) & (alpha < 0.9)).sum() / (2 * np.pi * radius))
+
+
+def test_crisp_outline_stays_crisp_on_a_large_photo_over_a_busy_background(
+    post: ort.InferenceSession, post_raw: ort.InferenceSession
+) -> None:
+    size, radius = 3000, 1100.0
+    truth = _disc(size, radius, size / 2)
+    rng = np.random.default_rng(7)
+    busy = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    photo = np.round(truth[..., None] * np.float32([200, 40, 30]) + (1 - truth[..., None]) * busy).astype(np.uint8)
+    # The model's view: the disc at 1024, with its own 2-3 px soft transition.
+    model = Image.fromarray(np.round(_disc(1024, radius * 1024 / size, 512) * 255).astype(np.uint8))
+    model = model.filter(ImageFilter.GaussianBlur(1.0))
+    mask = np.asarray(model, np.float32)[None, None] / 255
+    raw, _ = _post(post_raw, photo, mask)
+    alpha, _ = _post(post, photo, mask)
+    assert _transition_width(raw, radius) > 3  # the upsampled mask smears the outline
+    assert _transition_width(alpha, radius) <= 2
+    assert np.abs(alpha - truth).mean() < np.abs(raw - truth).mean()
+
+
+def test_no_ghost_past_the_masks_transition(post: ort.InferenceSession) -> None:
+    # A red subject and, 12 px away, a red patch of background the model rightly left out.
+    m = np.zeros((512, 512), np.float32)
+    m[100:400, 100:250] = 1
+    photo = np.full((512, 512, 3), 90, np.uint8)
+    photo[100:400, 100:250] = (200, 30, 30)
+    photo[100:400, 262:300] = (200, 30, 30)
+    mask = np.asarray(Image.fromarray(m).resize((1024, 1024), Image.Resampling.BILINEAR), np.float32)[None, None]
+    alpha, _ = _post(post, photo, mask)
+    assert alpha[100:400, 262:300].max() < 0.01
+    assert alpha[110:390, 110:240].min() > 0.99

@@ -1,16 +1,19 @@
-"""A cheap confidence score for a cutout, from its alpha matte alone.
+"""A cheap confidence score for a cutout, from the model's own mask.
 
-Pure NumPy. The idea: where the model is sure, the matte *commits* near the
+Pure NumPy. The idea: where the model is sure, its mask *commits* near the
 subject's outline (it reaches near 0 on one side and near 1 on the other
-within a few pixels). Where it is unsure, the outline is mush: the matte
-stays in the middle range. We measure the share of the outline that never
-commits, plus a few whole-image flags that usually mean "no real subject"
-(nothing found, or everything kept).
+within a few pixels). Where it is unsure, the outline is mush: the mask stays
+in the middle range. We measure the share of the outline that never commits,
+plus a few whole-image flags that usually mean "no real subject" (nothing
+found, or everything kept).
 
-The matte is first reduced (block mean) to a long side of at most
-``WORK_SIZE`` pixels, so the score does not depend on resolution and costs a
-few milliseconds even for 24 MP; the post-processing graph's ``alpha_small``
-output can be passed directly.
+The pipeline scores the model's mask (1024 x 1024 for ISNet), not the refined
+alpha: the model's doubt is what predicts a wrong cutout, and the score then
+does not depend on the photo's size or on how the edges are refined. Any
+matte works (it is first reduced, by block means, to a long side of at most
+``WORK_SIZE``). Thresholds were set on the ``ecssd`` photos of
+``benchmarks/quality.py``: about a fifth flagged, catching most of the worst
+tenth by IoU (figures in ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ WORK_SIZE = 1024  # long side the matte is reduced to before measuring
 OPAQUE = 0.5  # alpha above this counts as subject
 EMPTY_SHARE = 0.001  # subject covers < 0.1 % of the image: nothing found
 FULL_SHARE = 0.98  # subject covers > 98 % of the image: nothing removed
-COMMIT_RADIUS = 8  # px (at WORK_SIZE) within which an edge must commit (fur needs ~8)
+COMMIT_RADIUS = 16  # px (at WORK_SIZE) within which an edge must commit (fur needs ~8)
 COMMIT_LOW = 0.1  # ... reaching below this on the background side
 COMMIT_HIGH = 0.9  # ... and above this on the subject side
 BORDER_SHARE = 0.01  # > 1 % of the frame's border is subject: touches border
-REVIEW_SCORE = 0.75  # below this score a person should look at the cutout
+REVIEW_SCORE = 0.88  # below this score a person should look at the cutout
 FULL_FRAME_SCORE = 0.3  # score cap when the subject fills the frame
 
 
@@ -54,7 +57,8 @@ def _reduce(alpha: np.ndarray) -> np.ndarray:
     h, w = (alpha.shape[0] // f) * f, (alpha.shape[1] // f) * f
     if h == 0 or w == 0:  # extremely thin strip: keep it as is
         return alpha
-    return alpha[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    reduced: np.ndarray = alpha[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    return reduced
 
 
 def _window_extreme(x: np.ndarray, r: int, fn: np.ufunc) -> np.ndarray:

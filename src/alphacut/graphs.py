@@ -34,56 +34,67 @@ Post-processing, in two stages that can also run as one graph:
   :func:`alphacut.confidence.edge_confidence` on huge photos.
 
 ``build_coefficients_graph(params)``: inputs ``image`` and ``mask`` as above;
-outputs ``alpha_small`` and four small float32 maps (grid resolution, NCHW):
-``coef_a`` ``[1, 3, ga, gb]`` and ``coef_b`` ``[1, 1, ga, gb]`` (alpha =
-``a . rgb255 + b``), ``coef_fg`` and ``coef_bg`` ``[1, 3, fa, fb]`` (blurred
-subject and background colours, 0..255). Their sizes do not depend on H, W
-beyond the aspect ratio.
+outputs ``alpha_small`` and five float32 maps (NCHW, at most working
+resolution): ``coef_a`` ``[1, 3, ga, gb]`` and ``coef_b`` ``[1, 1, ga, gb]``
+(alpha = ``a . rgb255 + b``), ``coef_lim`` ``[1, 2, la, lb]`` (the lower and
+upper bound that alpha is clamped to), ``coef_fg`` and ``coef_bg`` ``[1, 3,
+fa, fb]`` (blurred subject and background colours, 0..255). Their sizes do
+not depend on H, W beyond the aspect ratio and the working resolution.
 
 ``build_apply_graph(params)``: inputs ``image`` (a strip of rows,
 ``[1, n, W, C]``), ``rows`` (int64 ``[2]``: the strip's first row and the
-whole photo's height H) and the four ``coef_*`` maps; outputs ``alpha``
+whole photo's height H) and the five ``coef_*`` maps; outputs ``alpha``
 ``[1, 1, n, W]`` and ``rgba`` ``[1, n, W, 4]`` for those rows, the same
 values as the single call gives for them (so the engine runs it in strips:
 bounded memory, cache-sized work). The strip = the whole photo works too.
 
 How the post-processing works (and why)
 ----------------------------------------
-Everything expensive happens at a *working resolution* (long side 512 by
-default, never above the photo's size): the model's mask is 1024 x 1024 and
-the window statistics are means over many pixels, so sampling them at 512
-costs a quarter and changes the results by ~1 % (edge error on the lemur
-composites 0.0422 vs 0.0419 at 1024). Window means are antialiased
-downscales onto a coarse grid (a triangle window, O(1) per pixel, and
-multi-threaded in onnxruntime; exact CumSum box filters were ~10x slower).
-"Radii" below are grid cell sizes in pixels of the photo scaled to a 1024-px
-long side (the model's grid; the photo's own pixels when it is smaller),
-whatever the working resolution. Only smooth maps on those grids reach full
-resolution: the apply stage upsamples them (bilinear) and does a fixed
-number of per-pixel steps, so its cost is linear in pixels.
+The model's mask is right about *what* is subject far more often than any
+local colour statistic is; what it lacks is resolution (1024 x 1024 for any
+photo) and, at fur and hair, the soft partial coverage of fine strands. So the
+refinement keeps the mask's decisions and only works inside its own
+transition, adapting to what is at the edge (``_adaptive_alpha``):
 
-1. Despeckle (edge stabilisation): a pixel keeps its alpha only if the share
-   of confident foreground within a ``speck_radius`` window reaches
-   ``speck_mass``; the same test on the background fills pin-holes. Thin
-   hair attached to the subject has plenty of subject in its window and is
-   kept; an isolated blob of a few pixels is not.
-2. Colour projection near the outline (see ``_colour_projection``).
-3. Colour guided filter (He et al.), "fast" variant: the coefficients
-   ``alpha ~ a . rgb + b`` are fitted at working resolution, upsampled
-   bilinearly and applied to the full-resolution photo, so edges follow the
-   photo's real edges at full resolution and stay soft where colours blend
-   (hair, fur).
-4. A gentle linear snap (``snap_low``..``snap_high`` -> 0..1) folded into the
-   coefficients: removes faint haze and lifts nearly opaque interiors.
-5. Blur-fusion foreground estimation (Forte & Pitie 2021), two iterations at
+1. Crisp outlines (the mask's transition is narrow) keep the mask, sharpened
+   about 0.5 (``sharpen`` times the upscale factor, so the outline is as crisp
+   in a 4000-px photo's pixels as in the model's).
+2. Where the photo's colours explain the mask's transition well (a fine guided
+   filter's fit R^2 is high), the alpha follows the photo: ``alpha ~ a . rgb +
+   b`` fitted at working resolution and applied to the full-resolution photo,
+   so the edge sits on the photo's real edge at full resolution.
+3. Soft edges (a wide transition: fur, hair, fluff) with a good colour fit
+   over a wider window get the coarse guided filter: soft alpha following the
+   strands.
+4. The result is clamped to the mask's own minimum and maximum within
+   ``clamp_radius``: no haze or ghost of the background past the model's
+   transition, no holes in what it is sure of.
+5. A gentle linear snap (``snap_low``..``snap_high`` -> 0..1) folded into the
+   coefficients; optional despeckle (off by default: it changes the model's
+   decisions).
+6. Blur-fusion foreground estimation (Forte & Pitie 2021), two iterations at
    working resolution; the final correction
    ``F = F_blur + a (I - B_blur - a (F_blur - B_blur))`` runs at full
    resolution, in the apply stage.
+
+Everything that looks at windows happens at a *working resolution*: the
+photo's own pixels, or the model's (long side 1024) for larger photos, so radii
+and widths mean the same from a thumbnail to 50 MP. Guided-filter windows are
+exact box means (separable AveragePool, renormalised at the borders); the
+blur-fusion and despeckle means are antialiased downscales onto a coarse grid
+(a triangle window, O(1) per pixel). Only maps at working resolution reach
+full resolution: the apply stage upsamples them (bilinear) and does a fixed
+number of per-pixel steps (a multiply-sum-add, a clamp), so its cost is
+linear in pixels. Measured on real photos in ``benchmarks/quality.py``
+(matting photos, everyday photos, generated products, the lemur): see
+``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -107,27 +118,30 @@ REF_SIZE = 1024  # radii are in pixels of the photo scaled to this long side (th
 class PostprocessParams:
     """Build-time parameters of the post-processing graph.
 
-    Radii are window (grid cell) sizes in pixels of the photo scaled to a
-    1024-px long side (``REF_SIZE``, the model's own grid), so they scale
-    with the photo and do not depend on ``work_size``. Defaults were chosen on
-    the lemur composites of ``benchmarks/quality.py``.
+    Guided-filter, clamp and width radii are in working pixels (the photo's
+    own, or the model's 1024-px grid for larger photos); despeckle and
+    blur-fusion radii are grid cell sizes in pixels of the photo scaled to a
+    1024-px long side (``REF_SIZE``). Defaults were chosen on all the sets of
+    ``benchmarks/quality.py`` at once (matting photos, everyday photos,
+    products, the lemur), never on one alone.
     """
 
-    refine: bool = True  # guided-filter edge refinement against the photo
+    refine: bool = True  # adaptive edge refinement against the photo
     foreground: bool = True  # blur-fusion foreground colour estimation
-    despeckle: bool = True  # remove isolated specks, fill pin-holes
-    project: bool = True  # re-estimate alpha near the outline from local colours
-    work_size: int = 512  # long side of the working resolution
-    gf_radius: int = 8  # guided filter window radius
+    despeckle: bool = False  # remove isolated specks, fill pin-holes (changes the model's decisions)
+    work_size: int = 1024  # long side of the working resolution (the model's own grid)
+    fine_radius: int = 2  # fine guided filter: exact box window radius, working pixels
+    gf_radius: int = 8  # coarse guided filter: exact box window radius, working pixels
     gf_eps: float = 1e-3  # guided filter regulariser (larger = smoother)
+    fine_fit: tuple[float, float] = (0.6, 0.9)  # fit R^2 from which (to which) the fine filter takes over
+    coarse_fit: tuple[float, float] = (0.3, 0.7)  # the same for the coarse filter, on soft edges only
+    clamp_radius: int = 2  # alpha stays within the mask's own min/max over this radius
+    soft_radius: int = 8  # window in which the width of the mask's transition is measured
+    soft_low: float = 4.0  # transition width (px) below which an edge is crisp: the mask stays ...
+    soft_high: float = 8.0  # ... and above which it is soft (fur, hair): the colour fit takes over
+    sharpen: float = 2.0  # the mask's slope at 0.5 is multiplied by this (and the upscale factor)
     speck_radius: int = 16  # despeckle window radius
     speck_mass: float = 0.04  # minimum share of subject (or background) nearby
-    colour_radius: int = 16  # window for local subject / background colours
-    band_radius: int = 4  # re-estimate alpha only this close to the outline
-    colour_contrast: float = 0.05  # |F - B|^2 at which the colour estimate is fully trusted
-    colour_sigma2: float = 0.03  # |I - B|^2 scale at which a subject colour "looks like" background
-    colour_ambiguity: float = 0.1  # share of such subject colours at which the estimate is not trusted
-    colour_step: float = 0.5  # largest change of alpha the colour estimate may make
     snap_low: float = 0.02  # alpha below this becomes 0
     snap_high: float = 0.98  # alpha above this becomes 1
     fg_radius_coarse: int = 24  # blur-fusion first pass radius
@@ -137,20 +151,25 @@ class PostprocessParams:
         if self.work_size < 8:
             raise ValueError(f"work_size must be >= 8, got {self.work_size}")
         for name in (
+            "fine_radius",
             "gf_radius",
+            "clamp_radius",
+            "soft_radius",
             "speck_radius",
-            "colour_radius",
-            "band_radius",
             "fg_radius_coarse",
             "fg_radius_fine",
         ):
             value = getattr(self, name)
             if not 1 <= value <= 256:
                 raise ValueError(f"{name} must be in 1..256, got {value}")
-        if not 0 < self.colour_step <= 1:
-            raise ValueError(f"colour_step must be in (0, 1], got {self.colour_step}")
-        if not self.colour_contrast > 0:
-            raise ValueError(f"colour_contrast must be > 0, got {self.colour_contrast}")
+        for name in ("fine_fit", "coarse_fit"):
+            low, high = getattr(self, name)
+            if not 0 <= low < high <= 1:
+                raise ValueError(f"{name} must be (low, high) with 0 <= low < high <= 1, got {(low, high)}")
+        if not 0 <= self.soft_low < self.soft_high:
+            raise ValueError(f"need 0 <= soft_low < soft_high, got {self.soft_low}, {self.soft_high}")
+        if not self.sharpen >= 1:
+            raise ValueError(f"sharpen must be >= 1, got {self.sharpen}")
         if not self.gf_eps > 0:
             raise ValueError(f"gf_eps must be > 0, got {self.gf_eps}")
         if not 0 <= self.speck_mass < 0.5:
@@ -176,18 +195,18 @@ class _Graph:
         self._n += 1
         return f"{op.lower()}_{self._n}"
 
-    def op(self, op: str, *inputs: str, out: str | None = None, **attrs: object) -> str:
+    def op(self, op: str, *inputs: str, out: str | None = None, **attrs: Any) -> str:
         name = out or self._name(op)
         self.nodes.append(helper.make_node(op, list(inputs), [name], name=f"n_{name}", **attrs))
         return name
 
-    def ops(self, op: str, *inputs: str, n: int, **attrs: object) -> list[str]:
+    def ops(self, op: str, *inputs: str, n: int, **attrs: Any) -> list[str]:
         names = [self._name(op) for _ in range(n)]
         self.nodes.append(helper.make_node(op, list(inputs), names, name=f"n_{names[0]}", **attrs))
         return names
 
     def const(self, value: object, dtype: type = np.float32) -> str:
-        arr = np.asarray(value, dtype=dtype)
+        arr: np.ndarray = np.asarray(value, dtype=dtype)
         key = (arr.dtype.str, arr.tobytes(), arr.shape)
         if key not in self._consts:
             name = f"c_{len(self._consts)}"
@@ -246,11 +265,6 @@ class _Graph:
         channels = self.op("Slice", self.op("Shape", x), self.i64(0), self.i64(2))
         return self.resize(x, self.op("Concat", channels, hw, axis=0))
 
-    def smooth(self, x: str, cell: int) -> str:
-        """Local mean at working resolution: down to the grid and back up."""
-        assert self.work_hw is not None
-        return self.to_size(self.grid(x, cell), self.work_hw)
-
     def resize(
         self, x: str, sizes: str, mode: str = "linear", out: str | None = None, antialias: int = 1
     ) -> str:
@@ -307,25 +321,37 @@ def build_preprocess_graph(size: int = 1024) -> onnx.ModelProto:
     )
 
 
-def _guided_filter(g: _Graph, guide: str, p: str, cell: int, eps: float) -> tuple[str, str]:
-    """Colour guided filter (He et al.) with its statistics on a coarse grid.
+def _box(g: _Graph, x: str, radius: int) -> str:
+    """Exact box mean over a (2r+1)^2 window, renormalised at the borders: two 1-D AveragePools."""
+    k = 2 * radius + 1
+    x = g.op("AveragePool", x, kernel_shape=[1, k], pads=[0, radius, 0, radius], count_include_pad=0)
+    return g.op("AveragePool", x, kernel_shape=[k, 1], pads=[radius, 0, radius, 0], count_include_pad=0)
 
-    ``guide`` is [1,3,h,w] centred on 0, ``p`` is [1,1,h,w]. All window means
-    are taken on a grid of ``cell``-pixel cells (like the "fast" guided
-    filter, but averaging the full working-resolution products rather than
-    subsampling them), the per-cell 3x3 system is solved there, and the
-    coefficients ``a`` [1,3,..] and ``b`` [1,1,..] are returned on the grid,
-    to be upsampled to any resolution: ``q = sum_c a_c * guide_c + b``.
+
+def _guided_filter(
+    g: _Graph, guide: str, p: str, eps: float, mean: Callable[[str], str], mean2: Callable[[str], str]
+) -> tuple[str, str, str]:
+    """Colour guided filter (He et al.) and how well its local colour model fits.
+
+    ``guide`` is [1,3,h,w] centred on 0, ``p`` is [1,1,h,w]. ``mean`` takes the
+    window means (a grid of cells, or an exact box at working resolution), the
+    per-window 3x3 system is solved on its output, and ``mean2`` is the
+    filter's second averaging (the mean of ``a``, ``b`` over the windows a pixel
+    belongs to). Returns ``a`` [1,3,..], ``b`` [1,1,..] (``q = sum_c a_c *
+    guide_c + b``) and ``fit`` [1,1,..]: the share of the mask's variance in the
+    window that the colours explain (R^2, 0..1). Where the photo's colours do
+    not explain the mask (a busy background, a subject coloured like it), the
+    fit is low and the colour model must not replace the mask.
     """
     i0, i1, i2 = (g.channel(guide, c, c + 1) for c in range(3))
     products = [g.mul(x, y) for x, y in ((i0, i0), (i0, i1), (i0, i2), (i1, i1), (i1, i2), (i2, i2))]
-    stack = g.op("Concat", guide, p, *products, g.mul(guide, p), axis=1)
-    means = g.grid(stack, cell)
-    m = g.ops("Split", means, g.i64(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3), n=11, axis=1)
+    stack = g.op("Concat", guide, p, *products, g.mul(guide, p), g.mul(p, p), axis=1)
+    m = g.ops("Split", mean(stack), g.i64(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1), n=12, axis=1)
     mi = m[0:3]
     mp = m[3]
     mii = m[4:10]
     mip = m[10]
+    mpp = m[11]
     mi3 = g.op("Concat", *mi, axis=1)
     cov_ip = g.sub(mip, g.mul(mi3, mp))
     v = g.ops("Split", cov_ip, g.i64(1, 1, 1), n=3, axis=1)
@@ -356,17 +382,13 @@ def _guided_filter(g: _Graph, guide: str, p: str, cell: int, eps: float) -> tupl
 
     a = g.op("Concat", row(c00, c01, c02), row(c01, c11, c12), row(c02, c12, c22), axis=1)
     b = g.sub(mp, g.op("ReduceSum", g.mul(a, mi3), g.i64(1), keepdims=1))
-    # The guided filter's second averaging (mean of a, b over the windows a
-    # pixel belongs to): a 3x3 mean on the tiny grid.
-    ab = g.op(
-        "AveragePool",
-        g.op("Concat", a, b, axis=1),
-        kernel_shape=[3, 3],
-        pads=[1, 1, 1, 1],
-        count_include_pad=0,
-    )
-    a_mean, b_mean = g.ops("Split", ab, g.i64(3, 1), n=2, axis=1)
-    return a_mean, b_mean
+    # R^2 of the window's fit: explained variance a . cov(I, p) over var(p).
+    var_p = g.sub(mpp, g.mul(mp, mp))
+    explained = g.op("ReduceSum", g.mul(a, cov_ip), g.i64(1), keepdims=1)
+    fit = g.clip(g.div(explained, g.add(var_p, g.const(1e-4))))
+    abf = mean2(g.op("Concat", a, b, fit, axis=1))
+    a_mean, b_mean, fit_mean = g.ops("Split", abf, g.i64(3, 1, 1), n=3, axis=1)
+    return a_mean, b_mean, fit_mean
 
 
 def _despeckle(g: _Graph, p: str, mask: str, cell: int, mass: float) -> str:
@@ -394,69 +416,79 @@ def _despeckle(g: _Graph, p: str, mask: str, cell: int, mass: float) -> str:
     return g.sub(g.const(1.0), g.mul(g.sub(g.const(1.0), p), keep_bg))
 
 
-def _colour_projection(g: _Graph, image: str, p: str, params: PostprocessParams) -> str:
-    """Re-estimate alpha near the outline from local subject/background colours.
+def _adaptive_alpha(
+    g: _Graph, guide: str, p: str, upscale: str, params: PostprocessParams
+) -> tuple[str, str, str, str]:
+    """The refined alpha as ``clamp(a . guide + b, lo, hi)``, all maps at working resolution.
 
-    F and B are the mean colours of the confident subject (alpha > 0.98) and
-    background (alpha < 0.02) within ``colour_radius``; a pixel's alpha is its
-    projection on the line B -> F. That is what a matting solver does, in
-    closed form with box filters. It is trusted only within ``band_radius`` of
-    the outline, where F and B differ (weight ramps up to ``colour_contrast``)
-    and where the subject nearby has few colours like the background's: on
-    white, white fur next to black fur projects as "background" although it
-    is subject, so the weight falls to 0 as the share of confident subject
-    pixels within ``colour_sigma2`` of B reaches ``colour_ambiguity``.
-    Elsewhere the model's mask stays.
+    Working pixels are the photo's own, or the model's (1024 on the long side)
+    for larger photos, so the widths and radii below mean the same from a
+    200-px thumbnail to 50 MP. Three estimates of the alpha, each used where it
+    can be trusted:
+
+    - the model's mask, sharpened about 0.5 by ``sharpen`` times the upscale
+      factor (photo long side / 1024, at least 1): an outline as crisp in the
+      photo's pixels as in the model's, whatever the photo's size;
+    - where the mask's transition is wide (fur, hair, fluff: the share of
+      uncertain mask pixels within ``soft_radius``, as a width in pixels, from
+      ``soft_low`` to ``soft_high``) and the photo's colours explain the mask
+      (the fit R^2, from ``fit_low`` to ``fit_high``): colour guided filters,
+      a fine one (exact ``fine_radius`` boxes) then a coarse one
+      (``gf_radius`` grid cells), applied at full resolution: a soft alpha
+      that follows the strands in the photo.
+
+    Crisp outlines keep the (sharpened) mask: a colour model smears them on
+    busy backgrounds and softens them where the truth is hard. Then the result
+    is clamped to the mask's own minimum and maximum within ``clamp_radius``:
+    the refinement may move and soften the edge inside the model's
+    transition, never spread alpha past it (no haze, no ghost of the
+    background) nor punch holes in what the model is sure of.
     """
-    r = params.colour_radius
-    fg_w = g.op("Cast", g.op("Greater", p, g.const(0.98)), to=TensorProto.FLOAT)
-    bg_w = g.op("Cast", g.op("Less", p, g.const(0.02)), to=TensorProto.FLOAT)
-    stack = g.op("Concat", fg_w, bg_w, g.mul(image, fg_w), g.mul(image, bg_w), axis=1)
-    means = g.grid(stack, r)
-    fg_share, bg_share, fg_sum, bg_sum = g.ops("Split", means, g.i64(1, 1, 3, 3), n=4, axis=1)
-    tiny = g.const(1e-6)
-    # Ratios on the grid, then upsampled: colours stay valid mixtures.
-    f = g.div(fg_sum, g.add(fg_share, tiny))
-    b = g.div(bg_sum, g.add(bg_share, tiny))
-
-    def norm2(x: str) -> str:
-        return g.op("ReduceSum", g.mul(x, x), g.i64(1), keepdims=1)
-
-    trust = g.clip(g.mul(norm2(g.sub(f, b)), g.const(1 / params.colour_contrast)))
-
-    def positive(x: str) -> str:
-        return g.op("Cast", g.op("Greater", x, g.const(1e-3)), to=TensorProto.FLOAT)
-
-    trust = g.mul(trust, g.mul(positive(fg_share), positive(bg_share)))
-    grid_maps = g.op("Concat", f, b, fg_share, bg_share, trust, axis=1)
-    f, b, fg_share, bg_share, trust = g.ops(
-        "Split", g.to_size(grid_maps, g.work_hw or ""), g.i64(3, 3, 1, 1, 1), n=5, axis=1
+    assert g.work_hw is not None
+    # Transition width: the share of uncertain mask pixels in the window, times its width.
+    uncertain = g.op(
+        "Cast",
+        g.op("And", g.op("Greater", p, g.const(0.05)), g.op("Less", p, g.const(0.95))),
+        to=TensorProto.FLOAT,
     )
-    # Ambiguity: the share of the confident subject whose colour is close to
-    # the local background colour (white fur on white), and vice versa. Where
-    # it is high, a background-coloured pixel may well be subject.
-    sigma = g.const(-1 / params.colour_sigma2)
-    like_b = g.op("Exp", g.mul(norm2(g.sub(image, b)), sigma))
-    amb = g.grid(g.op("Concat", g.mul(like_b, fg_w), fg_w, axis=1), r)
-    amb_n, amb_d = g.ops("Split", amb, g.i64(1, 1), n=2, axis=1)
-    amb = g.div(amb_n, g.add(amb_d, tiny))
-    amb = g.to_size(g.clip(g.sub(g.const(1.0), g.mul(amb, g.const(1 / params.colour_ambiguity)))), g.work_hw or "")
-    trust = g.mul(trust, amb)
-    d = g.sub(f, b)
-    d2 = norm2(d)
-    dot = g.op("ReduceSum", g.mul(g.sub(image, b), d), g.i64(1), keepdims=1)
-    projected = g.clip(g.div(dot, g.add(d2, g.const(1e-3))))
+    width = g.mul(_box(g, uncertain, params.soft_radius), g.const(float(2 * params.soft_radius + 1)))
+    soft_span = params.soft_high - params.soft_low
+    soft = g.clip(g.mul(g.sub(width, g.const(params.soft_low)), g.const(1 / soft_span)))
+    r = params.fine_radius
+    a_f, b_f, fit_f = _guided_filter(
+        g, guide, p, params.gf_eps, lambda x: _box(g, x, r), lambda x: _box(g, x, r)
+    )
 
-    hard = g.op("Cast", g.op("Greater", p, g.const(0.5)), to=TensorProto.FLOAT)
-    near = g.smooth(hard, params.band_radius)
-    # Both subject and background within band_radius: the outline band.
-    in_band = g.mul(positive(near), positive(g.sub(g.const(1.0), near)))
-    weight = g.mul(trust, in_band)
-    # Bounded step: where the local subject colour is a mixture (black and
-    # white fur) the projection can be badly wrong, so it may move the
-    # model's alpha by at most ``colour_step``.
-    step = g.clip(g.mul(weight, g.sub(projected, p)), -params.colour_step, params.colour_step)
-    return g.add(p, step)
+    rc = params.gf_radius
+    a_c, b_c, fit_c = _guided_filter(
+        g, guide, p, params.gf_eps, lambda x: _box(g, x, rc), lambda x: _box(g, x, rc)
+    )
+
+    def weight(fit: str, ramp: tuple[float, float]) -> str:
+        return g.clip(g.mul(g.sub(fit, g.const(ramp[0])), g.const(1 / (ramp[1] - ramp[0]))))
+
+    # Sharpened mask: k (p - 0.5) + 0.5, clipped, then the colour fits blended in.
+    k = g.mul(upscale, g.const(params.sharpen))
+    sharp = g.add(g.mul(g.sub(p, g.const(0.5)), k), g.const(0.5))
+    b = g.clip(sharp)
+    keep = g.const(1.0)  # the share of the result that is still the sharpened mask
+    fits = ((a_f, b_f, weight(fit_f, params.fine_fit)), (a_c, b_c, g.mul(weight(fit_c, params.coarse_fit), soft)))
+    a: str | None = None
+    for a_s, b_s, w in fits:
+        a = g.mul(w, a_s) if a is None else g.add(a, g.mul(w, g.sub(a_s, a)))
+        b = g.add(b, g.mul(w, g.sub(b_s, b)))
+        keep = g.mul(keep, g.sub(g.const(1.0), w))
+    assert a is not None
+    # On photos larger than the mask the maps are upsampled: there the sharpened mask's
+    # part keeps its overshoot past 0..1, so that the clip at full resolution gives an
+    # outline as crisp in the photo's pixels as in the model's (linear: upsamples exactly).
+    larger = g.clip(g.sub(upscale, g.const(1.0)))
+    b = g.add(b, g.mul(g.sub(sharp, g.clip(sharp)), g.mul(keep, larger)))
+    rho = params.clamp_radius
+    window, pads = [2 * rho + 1] * 2, [rho] * 4
+    hi = g.op("MaxPool", p, kernel_shape=window, pads=pads)
+    lo = g.op("Neg", g.op("MaxPool", g.op("Neg", p), kernel_shape=window, pads=pads))
+    return a, b, lo, hi
 
 
 def _blur_fusion(g: _Graph, f: str, b: str, alpha: str, cell: int) -> tuple[str, str]:
@@ -506,12 +538,13 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
     g.work_hw, g.ref_hw = hw_work, scaled(REF_SIZE)
     mask = "mask"  # clipped after resizing: fewer pixels
 
-    def placeholder(out: str) -> None:
-        """A [1,3,1,1] zero map for an output the apply stage will not read (added only when
+    def placeholder(out: str, channels: int = 3) -> None:
+        """A [1,C,1,1] zero map for an output the apply stage will not read (added only when
         used: an unused initializer makes onnxruntime warn at every session)."""
-        if not any(init.name == "coef_unused" for init in g.inits):
-            g.inits.append(numpy_helper.from_array(np.zeros((1, 3, 1, 1), np.float32), "coef_unused"))
-        g.op("Identity", "coef_unused", out=out)
+        name = f"coef_unused{channels}"
+        if not any(init.name == name for init in g.inits):
+            g.inits.append(numpy_helper.from_array(np.zeros((1, channels, 1, 1), np.float32), name))
+        g.op("Identity", name, out=out)
 
     if not params.refine:
         # Plain upsample (the baseline the refinement is measured against):
@@ -519,6 +552,7 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
         hw_mask = g.op("Slice", g.op("Shape", mask), g.i64(2), g.i64(4))
         m = g.resize(mask, sizes(1, g.op("Min", hw_mask, hw_full)))
         placeholder("coef_a")
+        placeholder("coef_lim", 2)
         _coef(g, g.clip(m), 1.0, out="coef_b")
         alpha_small = g.clip(g.resize(mask, sizes(1, hw_work)), out="alpha_small")
         if not params.foreground:
@@ -531,20 +565,20 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
         p = g.clip(g.resize(mask, sizes(1, hw_work)))
         if params.despeckle:
             p = _despeckle(g, p, mask, params.speck_radius, params.speck_mass)
-        if params.project:
-            p = _colour_projection(g, small, p, params)
-        a, b = _guided_filter(g, g.sub(small, g.const(0.5)), p, params.gf_radius, params.gf_eps)
+        upscale = g.op("Max", g.div(longest, g.const([float(REF_SIZE)])), g.const([1.0]))
+        a, b, lo, hi = _adaptive_alpha(g, g.sub(small, g.const(0.5)), p, upscale, params)
         # Fold the snap and the centring into the coefficients so the
-        # full-resolution work is one multiply-sum-add-clip.
+        # full-resolution work is one multiply-sum-add and a clamp.
         k = 1.0 / (params.snap_high - params.snap_low)
         a = g.mul(a, g.const(k))
         b = g.mul(g.sub(b, g.const(params.snap_low)), g.const(k))
         b = g.sub(b, g.mul(g.op("ReduceSum", a, g.i64(1), keepdims=1), g.const(0.5)))
-        q = g.op("ReduceSum", g.mul(g.to_size(a, hw_work), small), g.i64(1), keepdims=1)
-        alpha_small = g.clip(g.add(q, g.to_size(b, hw_work)), out="alpha_small")
+        q = g.add(g.op("ReduceSum", g.mul(a, small), g.i64(1), keepdims=1), b)
+        alpha_small = g.clip(g.op("Max", g.op("Min", q, hi), lo), out="alpha_small")
         # The apply stage sees 0..255 colours: fold 1/255 into a.
         _coef(g, a, 1 / 255, out="coef_a")
         _coef(g, b, 1.0, out="coef_b")
+        _coef(g, g.op("Concat", lo, hi, axis=1), 1.0, out="coef_lim")
         if not params.foreground:
             placeholder("coef_fg")
             placeholder("coef_bg")
@@ -601,7 +635,8 @@ def _apply(g: _Graph, params: PostprocessParams, rows: str) -> None:
     b = upsample("coef_b")
     if params.refine:
         q = g.op("ReduceSum", g.mul(upsample("coef_a"), image), g.i64(1), keepdims=1)
-        b = g.add(q, b)
+        lo, hi = g.ops("Split", upsample("coef_lim"), g.i64(1, 1), n=2, axis=1)
+        b = g.op("Max", g.op("Min", g.add(q, b), hi), lo)
     alpha = g.clip(b, out="alpha")
     alpha8 = g.op("Cast", g.op("Round", g.mul(alpha, g.const(255.0))), to=TensorProto.UINT8)
     if params.foreground:
@@ -619,6 +654,7 @@ def _coef_infos() -> list[onnx.ValueInfoProto]:
         helper.make_tensor_value_info("coef_b", TensorProto.FLOAT, [1, 1, "ga", "gb"]),
         helper.make_tensor_value_info("coef_fg", TensorProto.FLOAT, [1, 3, "fa", "fb"]),
         helper.make_tensor_value_info("coef_bg", TensorProto.FLOAT, [1, 3, "fa", "fb"]),
+        helper.make_tensor_value_info("coef_lim", TensorProto.FLOAT, [1, 2, "la", "lb"]),
     ]
 
 
@@ -671,4 +707,5 @@ def build_apply_graph(params: PostprocessParams | None = None) -> onnx.ModelProt
 
 def to_bytes(model: onnx.ModelProto) -> bytes:
     """Serialise deterministically (same model -> same bytes)."""
-    return model.SerializeToString(deterministic=True)
+    data: bytes = model.SerializeToString(deterministic=True)
+    return data

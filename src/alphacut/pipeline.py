@@ -151,7 +151,7 @@ def _finish(
     opaque_8bit = in_alpha is None and decoded.bit_depth == 8
     photo = decoded.pixels if opaque_8bit else _over_white(decoded.pixels8, in_alpha)
     params = PostprocessParams(refine=options.refine, foreground=options.foreground)
-    alpha, cutout, alpha_small = session.postprocess(photo, mask, params)
+    alpha, cutout, _ = session.postprocess(photo, mask, params)
     if in_alpha is not None:
         # Transparency the input already had stays transparent.
         alpha = alpha * in_alpha
@@ -160,7 +160,7 @@ def _finish(
     return Cutout(
         rgba=rgba,
         alpha=alpha,
-        confidence=edge_confidence(alpha_small),
+        confidence=edge_confidence(mask),
         icc_profile=decoded.icc_profile,
         source_format=decoded.format,
         warnings=list(decoded.warnings),
