@@ -110,19 +110,18 @@ class OpenVinoModel:
             "NUM_STREAMS": str(streams),
             "INFERENCE_NUM_THREADS": str(cores),
         }
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         try:
             self._compiled = ov.Core().compile_model(str(path), "CPU", config)
+            requests = [self._compiled.create_infer_request() for _ in range(streams)]
+            _prime_numpy_bridge(ov, requests[0], [*self._compiled.inputs, *self._compiled.outputs])
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises plain RuntimeErrors
             raise ModelError(f"OpenVINO cannot load {path}: {exc}") from None
+        for request in requests:
+            self._idle.put(request)
         self.input_name = input_name
         self.output_names = [name for out in self._compiled.outputs for name in sorted(out.get_names())]
         self._outputs = {name: self._compiled.output(name) for name in self.output_names}
-        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        for _ in range(streams):
-            self._idle.put(self._compiled.create_infer_request())
-        request = self._idle.get()
-        _prime_numpy_bridge(ov, request, [*self._compiled.inputs, *self._compiled.outputs])
-        self._idle.put(request)
 
     @property
     def description(self) -> str:
