@@ -32,7 +32,7 @@ COMMIT_RADIUS = 16  # px (at WORK_SIZE) within which an edge must commit (fur ne
 COMMIT_LOW = 0.1  # ... reaching below this on the background side
 COMMIT_HIGH = 0.9  # ... and above this on the subject side
 BORDER_SHARE = 0.01  # > 1 % of the frame's border is subject: touches border
-REVIEW_SCORE = 0.88  # below this score a person should look at the cutout
+REVIEW_SCORE = 0.84  # below this score a person should look at the cutout
 FULL_FRAME_SCORE = 0.3  # score cap when the subject fills the frame
 
 
