@@ -30,8 +30,8 @@ Post-processing, in two stages that can also run as one graph:
   What Pillow and canvas ``ImageData`` take as they are. With foreground
   estimation off its colours are the photo itself.
 - output ``alpha_small``: float32 ``[1, 1, h', w']``, the refined alpha at the
-  working resolution (long side ``params.work_size`` or less): cheap input for
-  :func:`alphacut.confidence.edge_confidence` on huge photos.
+  working resolution (long side ``params.work_size`` or less): a small preview
+  of the matte (the engine's edge confidence scores the model's mask instead).
 
 ``build_coefficients_graph(params)``: inputs ``image`` and ``mask`` as above;
 outputs ``alpha_small`` and five float32 maps (NCHW, at most working
