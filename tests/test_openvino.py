@@ -75,3 +75,46 @@ def test_openvino_failure_falls_back_unless_asked_for(isnet_model_path: Path, mo
     monkeypatch.setenv("ALPHACUT_CPU_RUNTIME", "openvino")
     with pytest.raises(ModelError, match="broken install"):
         session_module.Session(model_path=isnet_model_path, device="cpu", threads=2)
+
+
+_NO_NETWORK_PROBE = r"""
+import atexit, socket, sys
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(args[1:2] or args[:1])
+    raise OSError("network refused by the test")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.getaddrinfo = refuse
+atexit.register(lambda: sys.stderr.write(f"ATTEMPTS {len(attempts)} {attempts!r}\n"))
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+import openvino as ov
+
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+path = sys.argv[1]
+onnx.save(model, path)
+compiled = ov.Core().compile_model(path, "CPU")
+out = compiled(np.array([[-1, 0, 1, 2]], np.float32))[0]
+assert out.tolist() == [[0, 0, 1, 2]], out
+"""
+
+
+def test_openvino_sends_nothing_over_the_network(tmp_path: Path) -> None:
+    """OpenVINO ships a telemetry package; loading and running a model must not touch the network
+    (its events belong to the model conversion tool, which alphacut never calls)."""
+    pytest.importorskip("openvino")
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_NETWORK_PROBE, str(tmp_path / "probe.onnx")],
+        check=False, capture_output=True, text=True, timeout=120, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ATTEMPTS 0 []" in proc.stderr, proc.stderr[-2000:]
