@@ -25,6 +25,7 @@ from image_builders import solid
 
 from alphacut.web.api import api_routes
 from alphacut.web.app import create_app
+from alphacut.web.headers import SECURITY_HEADERS
 from alphacut.web.server import ServerLimits, uvicorn_config
 
 URL = "/api/v1/cutout"
@@ -184,6 +185,22 @@ def test_held_uploads_fill_the_byte_budget_yet_small_requests_are_served(live: L
     assert httpx.post(live.base + URL, content=solid(), timeout=WAIT).status_code == 200
     for h in held:
         assert _read_response(h)[0] == 408
+
+
+def test_answers_written_by_the_protocol_carry_the_security_headers(live: Live) -> None:
+    """uvicorn answers a request it cannot parse itself (400), and the task backstop answers 503
+    without the app: both carry the same security headers as the app's own answers."""
+    s = live.connect()
+    s.sendall(b"NOT A REQUEST\r\n\r\n")
+    status, headers, _ = _read_response(s)
+    assert status == 400
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name.lower()) == value, name
+    live.server.config.http_protocol_class.max_tasks = 0  # every request is one too many
+    r = httpx.get(live.base + "/", timeout=WAIT)
+    assert r.status_code == 503 and "busy" in r.json()["error"] and int(r.headers["retry-after"]) >= 1
+    for name, value in SECURITY_HEADERS.items():
+        assert r.headers.get(name) == value, name
 
 
 def test_half_sent_headers_and_silent_connections_are_closed(live: Live) -> None:

@@ -35,6 +35,7 @@ from ..errors import ModelError, RuntimeNotFoundError
 from ..graphs import PostprocessParams, build_postprocess_graph, build_preprocess_graph, to_bytes
 from . import runtime, variants
 from .guards import LOOPBACK_HOSTS, OriginCheck, is_loopback, normalise_host, parse_host
+from .headers import CONTENT_SECURITY_POLICY, SECURITY_HEADERS, raw_headers
 from .server import ServerLimits, uvicorn_config
 
 __all__ = [
@@ -52,36 +53,6 @@ DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = LOOPBACK_HOSTS
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_CACHE = "no-cache"
-
-# As strict as onnxruntime-web allows: it compiles WebAssembly ('wasm-unsafe-eval')
-# and starts its threads from its own same-origin module; nothing else is needed.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self' 'wasm-unsafe-eval'",
-        "worker-src 'self'",
-        "connect-src 'self'",
-        "img-src 'self' blob: data:",
-        "style-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
-
-SECURITY_HEADERS: dict[str, str] = {
-    # Cross-origin isolation: lets onnxruntime-web use threads (SharedArrayBuffer).
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
-}
 
 _MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -252,7 +223,7 @@ class _SecurityHeaders:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+        self.raw = raw_headers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

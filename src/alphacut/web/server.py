@@ -15,6 +15,11 @@ protocol here adds both:
   starve real requests.
 
 The body deadline is the API's (it reads the body): see :mod:`alphacut.web.api`.
+
+The answers this layer writes itself carry the security headers too
+(:mod:`alphacut.web.headers`): uvicorn's own 400 for a malformed request, and the
+503 of the task backstop (requests still running after their clients left), which
+is checked here rather than by uvicorn's ``limit_concurrency`` so that it can.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import h11
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .headers import raw_headers
 
 __all__ = ["ServerLimits", "uvicorn_config"]
 
@@ -68,9 +76,11 @@ class _GuardedH11(H11Protocol):
 
     header_timeout = 10.0
     max_connections = 100
+    max_tasks = 200
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.app = self._backstop(self.app)
         self._header_timer: asyncio.TimerHandle | None = None
         self._waiting_since = time.monotonic()
         self._linger: asyncio.TimerHandle | None = None
@@ -140,6 +150,30 @@ class _GuardedH11(H11Protocol):
         if not self.transport.is_closing() and self._awaiting_request():
             self._arm_header_timer()
 
+    def _backstop(self, app: ASGIApp) -> ASGIApp:
+        """``app``, answering 503 (with the security headers) while too many requests are running."""
+
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and len(self.tasks) > self.max_tasks:  # this request's task included
+                self.logger.warning("%d requests running: answering 503", len(self.tasks))
+                body = b'{"error": "the server is busy: try again in a moment"}'
+                await send({"type": "http.response.start", "status": 503, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", b"1"), (b"connection", b"close"), *raw_headers()]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await app(scope, receive, send)
+
+        return guarded
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request h11 cannot parse, with the security headers."""
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"), *raw_headers()]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                      h11.Data(data=msg.encode("ascii", "replace")), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
         if self._linger is not None:
@@ -152,6 +186,7 @@ def protocol_class(limits: ServerLimits) -> type[H11Protocol]:
     return type("GuardedH11Protocol", (_GuardedH11,), {
         "header_timeout": limits.header_timeout,
         "max_connections": limits.connections,
+        "max_tasks": 2 * limits.connections,
     })
 
 
@@ -163,7 +198,7 @@ def uvicorn_config(app: Any, *, host: str, port: int, limits: ServerLimits, log_
         app, host=host, port=port, log_level=log_level, server_header=False,
         http=protocol_class(limits), ws="none", lifespan="off",
         timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
-        # A backstop on tasks (requests still running after their client left); connections are capped above.
-        limit_concurrency=2 * limits.connections,
+        # The backstop on tasks is the protocol's (it answers with the security headers).
+        limit_concurrency=None,
         h11_max_incomplete_event_size=limits.max_header_bytes,
     )
