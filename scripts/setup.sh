@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extra="."
-[ "${1:-}" = "--dev" ] && extra=".[dev]"
+tools=""
+[ "${1:-}" = "--dev" ] && extra=".[dev]" && tools="--test-tools"
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -25,4 +26,4 @@ fi
 # The model and the browser runtime are fetched with npm, verified, and cached outside the
 # checkout (ALPHACUT_HOME moves the cache); a second run finds them and fetches nothing.
 .venv/bin/alphacut models pull medium >&2
-.venv/bin/alphacut runtime pull >/dev/null
+.venv/bin/alphacut runtime pull $tools >/dev/null

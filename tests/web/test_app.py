@@ -379,3 +379,20 @@ def test_pull_refuses_a_small_package_with_the_wrong_integrity(
         runtime.pull_runtime()
     with pytest.raises(runtime.RuntimeNotFoundError, match="client-zip"):
         runtime.zip_path()
+
+
+def test_pull_fetches_the_test_tools_only_when_asked(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users get what the page needs; the accessibility checker comes only with --test-tools."""
+    from alphacut import models as models_mod
+
+    _fake_runtime(home)  # the page's files (without their package.json: fetched again below)
+    asked: list[str] = []
+    monkeypatch.setattr(models_mod, "_npm_pack", lambda source: (asked.append(source.package), home / "x.tgz")[1])
+    monkeypatch.setattr(runtime, "_unpack", lambda tgz, source, dest, wanted: None)
+    runtime.pull_runtime()
+    assert "axe-core" not in asked and "onnxruntime-web" in asked
+    with pytest.raises(runtime.RuntimeNotFoundError, match="--test-tools"):
+        runtime.axe_path()
+    asked.clear()
+    runtime.pull_runtime(test_tools=True)
+    assert "axe-core" in asked

@@ -114,12 +114,13 @@ def runtime_group() -> None:
 @click.option("--tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="use an already downloaded onnxruntime-web .tgz instead of `npm pack`")
 @click.option("--force", is_flag=True, help="fetch again even if cached")
-def runtime_pull(tarball: Path | None, force: bool) -> None:
+@click.option("--test-tools", is_flag=True, help="also the accessibility checker the browser tests use (axe-core)")
+def runtime_pull(tarball: Path | None, force: bool, test_tools: bool) -> None:
     """Fetch onnxruntime-web with npm, verify its integrity hash, keep the files the page needs."""
     from ..web.runtime import ORT_VERSION, pull_runtime
 
     try:
-        path = pull_runtime(tarball=tarball, force=force)
+        path = pull_runtime(tarball=tarball, force=force, test_tools=test_tools)
     except AlphacutError as exc:
         raise fail(exc) from None
     click.echo(f"onnxruntime-web {ORT_VERSION}: {path}")

@@ -71,22 +71,26 @@ _AXE_SOURCE = models.NpmSource(
 )
 AXE_FILE = "axe.min.js"
 
-# Per package: the source, its cache folder, and tarball member -> file name.
-_PACKAGES: tuple[tuple[models.NpmSource, str, dict[str, str]], ...] = (
+# Per package: the source, its cache folder, tarball member -> file name, and whether only the
+# tests need it (fetched by `runtime pull --test-tools`, which the test set-up runs; never served).
+_PACKAGES: tuple[tuple[models.NpmSource, str, dict[str, str], bool], ...] = (
     (
         _ORT_SOURCE,
         f"onnxruntime-web-{ORT_VERSION}",
         {**{f"package/dist/{n}": n for n in RUNTIME_FILES}, "package/package.json": "package.json"},
+        False,
     ),
     (
         _ZIP_SOURCE,
         f"client-zip-{ZIP_VERSION}",
         {"package/index.js": ZIP_FILE, "package/LICENSE.txt": "LICENSE", "package/package.json": "package.json"},
+        False,
     ),
     (
         _AXE_SOURCE,
         f"axe-core-{AXE_VERSION}",
         {"package/axe.min.js": AXE_FILE, "package/LICENSE": "LICENSE", "package/package.json": "package.json"},
+        True,
     ),
 )
 
@@ -107,11 +111,11 @@ def runtime_path() -> Path:
     return folder
 
 
-def _package_file(folder: str, name: str, what: str) -> Path:
+def _package_file(folder: str, name: str, what: str, command: str = PULL_COMMAND) -> Path:
     path = models.home() / "runtime" / folder / name
     if not path.is_file():
         raise RuntimeNotFoundError(
-            f"{what} is not downloaded yet: run `{PULL_COMMAND}` (cache folder: {models.home()})"
+            f"{what} is not downloaded yet: run `{command}` (cache folder: {models.home()})"
         )
     return path
 
@@ -123,17 +127,21 @@ def zip_path() -> Path:
 
 def axe_path() -> Path:
     """axe-core's browser build, for the accessibility audit of the tests."""
-    return _package_file(f"axe-core-{AXE_VERSION}", AXE_FILE, f"the accessibility checker (axe-core {AXE_VERSION})")
+    return _package_file(f"axe-core-{AXE_VERSION}", AXE_FILE, f"the accessibility checker (axe-core {AXE_VERSION})",
+                         f"{PULL_COMMAND} --test-tools")
 
 
-def pull_runtime(*, tarball: Path | None = None, force: bool = False) -> Path:
-    """Fetch, verify and unpack the pinned packages; idempotent unless ``force``.
+def pull_runtime(*, tarball: Path | None = None, force: bool = False, test_tools: bool = False) -> Path:
+    """Fetch, verify and unpack the pinned packages the page needs (with ``test_tools``, also
+    the accessibility checker of the browser tests); idempotent unless ``force``.
 
     ``tarball`` uses an already downloaded ``onnxruntime-web-<version>.tgz`` for
     onnxruntime-web (the small packages are fetched with npm if missing).
     Returns the onnxruntime-web folder.
     """
-    for source, folder, wanted in _PACKAGES:
+    for source, folder, wanted, test_only in _PACKAGES:
+        if test_only and not test_tools:
+            continue
         dest = models.home() / "runtime" / folder
         if not force and all((dest / name).is_file() for name in wanted.values()):
             continue
