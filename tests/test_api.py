@@ -136,6 +136,34 @@ def test_multipart_without_file_field_is_400() -> None:
     assert r.status_code == 400 and "`file`" in r.json()["error"]
 
 
+def test_start_mask_field_is_refined_instead_of_the_model() -> None:
+    fake = FakeSession()
+    app = _app(fake)
+    mask = np.zeros((24, 32), np.uint8)  # half the photo's size, its aspect ratio
+    mask[6:18, 8:24] = 255
+    buf = io.BytesIO()
+    Image.fromarray(mask).save(buf, "PNG")
+    r = asyncio.run(_post(app, url=URL + "?mask=true", files={"file": ("x.png", solid((64, 48)), "image/png"),
+                                                               "start_mask": ("m.png", buf.getvalue(), "image/png")}))
+    assert r.status_code == 200, r.text
+    assert Image.open(io.BytesIO(r.content)).size == (64, 48)
+    assert fake.calls == 0, "the model was not run"
+    (given,) = fake.post_masks
+    assert np.array_equal(given[0, 0], mask.astype(np.float32) / 255.0)
+    # A mask of another shape is the input's fault, and says so.
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((64, 48), np.uint8)).save(buf, "PNG")
+    r = asyncio.run(_post(app, files={"file": ("x.png", solid((64, 48)), "image/png"),
+                                      "start_mask": ("m.png", buf.getvalue(), "image/png")}))
+    assert r.status_code == 422 and "aspect ratios" in r.json()["error"]
+    r = asyncio.run(_post(app, files={"file": ("x.png", solid((64, 48)), "image/png"),
+                                      "start_mask": ("m.png", b"not a mask", "image/png")}))
+    assert r.status_code == 422 and r.json()["error"].startswith("the start mask: not an image")
+    r = asyncio.run(_post(app, files={"file": ("x.png", solid((64, 48)), "image/png")}, data={"start_mask": "x"}))
+    assert r.status_code == 400 and "must be a file" in r.json()["error"]
+    assert fake.calls == 0
+
+
 def test_full_queue_answers_503_with_retry_after() -> None:
     slow = FakeSession(delay=0.5)
     app = _app(slow, queue=1)

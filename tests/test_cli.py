@@ -190,6 +190,46 @@ def test_batch_refuses_an_out_another_run_holds(tmp_path: Path, fake_model: Fake
     assert code == 0 and (tmp_path / "out" / "a.png").is_file(), err
 
 
+def test_cut_with_a_start_mask_refines_it_without_the_model(tmp_path: Path, fake_model: FakeSession) -> None:
+    photo = small_photo(tmp_path / "photo.jpg")
+    with Image.open(photo) as im:
+        w, h = im.size
+    mask = np.zeros((h * 2, w * 2), np.uint8)  # another size, the same aspect ratio
+    mask[h // 2 : h, w // 2 : w] = 255
+    Image.fromarray(mask).save(tmp_path / "fixed-mask.png")
+    code, out, err = run("cut", str(photo), "--start-mask", str(tmp_path / "fixed-mask.png"), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["status"] == "ok" and record["output"] == str(tmp_path / "photo-cutout.png")
+    assert fake_model.calls == 0, "the model was not run"
+    (given,) = fake_model.post_masks
+    assert np.array_equal(given[0, 0], mask.astype(np.float32) / 255.0)
+    with Image.open(tmp_path / "photo-cutout.png") as im:
+        assert im.size == (w, h) and im.mode == "RGBA"
+
+
+def test_cut_start_mask_refusals(tmp_path: Path, fake_model: FakeSession) -> None:
+    photo = small_photo(tmp_path / "photo.jpg")
+    other = small_photo(tmp_path / "other.jpg", "car-3.jpg")
+    with Image.open(photo) as im:
+        w, h = im.size
+    Image.new("L", (w, h)).save(tmp_path / "m.png")
+    # One input only: several files, or a folder of several, is a usage error.
+    for args in ([str(photo), str(other)], [str(tmp_path)]):
+        code, _, err = run("cut", *args, "--start-mask", str(tmp_path / "m.png"))
+        assert code == 2 and "give exactly one input" in err, err
+    code, _, err = run("cut", str(photo), "--start-mask", str(tmp_path / "nothing.png"))
+    assert code == 2 and "no such file" in err
+    # A mask whose aspect ratio is not the photo's is that input's error, and says so.
+    Image.new("L", (h, w)).save(tmp_path / "rotated.png")
+    code, _, err = run("cut", str(photo), "--start-mask", str(tmp_path / "rotated.png"))
+    assert code == 1 and "aspect ratios" in err and "more than 1%" in err, err
+    (tmp_path / "text.png").write_text("not a mask")
+    code, _, err = run("cut", str(photo), "--start-mask", str(tmp_path / "text.png"))
+    assert code == 1 and "the start mask: not an image" in err, err
+    assert fake_model.calls == 0 and not (tmp_path / "photo-cutout.png").exists()
+
+
 # --- with the real model ----------------------------------------------------------------------------
 
 

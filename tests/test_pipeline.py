@@ -175,3 +175,129 @@ def test_stream_turns_any_failure_into_that_inputs_error(post_workers: int) -> N
     assert kinds[0] == kinds[2] == kinds[4] == "Cutout", kinds
     assert isinstance(results[1][1], AlphacutError) and "memory" in str(results[1][1])
     assert isinstance(results[3][1], AlphacutError) and "KeyError" in str(results[3][1])
+
+
+# --- a corrected mask as the starting point (start_mask) ---------------------------------------------
+
+
+def _photo(w: int = 120, h: int = 80) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _box_mask(w: int, h: int) -> np.ndarray:
+    """uint8 HxW: a subject box with a soft ramp on its left side (so the forms below can differ)."""
+    m = np.zeros((h, w), np.uint8)
+    m[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 255
+    m[h // 4 : 3 * h // 4, w // 4 - 10 : w // 4] = np.linspace(0, 250, 10).astype(np.uint8)
+    return m
+
+
+def test_start_mask_is_refined_instead_of_the_models_mask() -> None:
+    """The model is not called; post-processing gets the given mask at its own size, as 0..1
+    floats; the confidence scores that mask."""
+    from alphacut.confidence import edge_confidence
+
+    fake = FakeSession()
+    mask = _box_mask(60, 40)  # half the photo's size: any size with its aspect ratio
+    cutout = remove_background(_photo(), session=fake, start_mask=mask)
+    assert fake.calls == 0, "the model was not called"
+    (given,) = fake.post_masks
+    assert given.shape == (1, 1, 40, 60) and given.dtype == np.float32
+    assert np.array_equal(given[0, 0], mask.astype(np.float32) / 255.0)
+    assert cutout.size == (120, 80)
+    assert cutout.confidence == edge_confidence(mask.astype(np.float32) / 255.0)
+    assert "model" not in cutout.timings
+    # Without a start mask the model runs (the same session).
+    remove_background(_photo(), session=fake)
+    assert fake.calls == 1
+
+
+def _png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_start_mask_forms_all_read_the_same(tmp_path: Path) -> None:
+    """Arrays (uint8, uint16, bool, float 0..1, HxWx1), a PIL image, bytes and a path; an RGBA
+    cutout by its alpha, a grey mask saved as opaque RGBA by its luminance, a 16-bit grey PNG."""
+    from alphacut.startmask import read_start_mask
+
+    m8 = _box_mask(60, 40)
+    want = m8.astype(np.float32) / 255.0
+    grey = Image.fromarray(m8, "L")
+    path = tmp_path / "fixed-mask.png"
+    grey.save(path)
+    cutout_png = Image.fromarray(np.dstack([_photo(60, 40), m8]), "RGBA")  # colours anything, alpha the mask
+    opaque_rgba = Image.fromarray(np.dstack([m8, m8, m8, np.full_like(m8, 255)]), "RGBA")
+    sixteen = Image.fromarray(m8.astype(np.uint16) * 257)  # mode I;16
+    forms = {
+        "uint8": m8,
+        "uint16": m8.astype(np.uint16) * 257,
+        "float": want,
+        "HxWx1": m8[..., None],
+        "HxWx4 array": np.asarray(cutout_png),
+        "PIL L": grey,
+        "bytes": _png(grey),
+        "path": path,
+        "str path": str(path),
+        "RGBA cutout": _png(cutout_png),
+        "opaque RGBA": _png(opaque_rgba),
+        "16-bit PNG": _png(sixteen),
+    }
+    for name, form in forms.items():
+        got = read_start_mask(form)
+        assert got.dtype == np.float32 and got.shape == (40, 60), name
+        assert float(np.abs(got - want).max()) <= 1e-6, name
+    binary = read_start_mask(m8 > 127)
+    assert np.array_equal(binary, (m8 > 127).astype(np.float32))
+    # A colour mask: its luminance (Rec. 601), as Pillow's convert("L").
+    red = np.zeros((40, 60, 3), np.uint8)
+    red[..., 0] = 200
+    assert read_start_mask(red)[0, 0] == pytest.approx(0.299 * 200 / 255, abs=1e-6)
+
+
+def test_start_mask_refusals_say_what_to_do() -> None:
+    from alphacut.errors import DecodeError, InputError
+
+    fake = FakeSession()
+    photo = _photo(120, 80)  # 1.5
+    with pytest.raises(InputError, match=r"aspect ratios .* differ by 1\.7%, more than 1%") as info:
+        remove_background(photo, session=fake, start_mask=np.zeros((40, 61), np.uint8))  # 1.525
+    assert "120x80" in str(info.value) and "61x40" in str(info.value)
+    with pytest.raises(InputError, match="aspect"):
+        remove_background(photo, session=fake, start_mask=np.zeros((120, 80), np.uint8))  # rotated
+    # Within 1 %: a mask of a copy a pixel narrower still fits.
+    remove_background(photo, session=fake, start_mask=np.zeros((80, 119), np.uint8))
+    for bad, words in [
+        (np.full((40, 60), 255.0, np.float32), "divide a 0..255 mask by 255"),
+        (np.full((40, 60), np.nan, np.float32), "values in [0, 1]"),
+        (np.zeros((40, 60), np.int64), "ambiguous"),
+        (np.zeros((40, 60, 2), np.uint8), "HxW"),
+        (b"not an image at all", "not an image"),
+    ]:
+        with pytest.raises(InputError, match="^the start mask") as info:
+            remove_background(photo, session=fake, start_mask=bad)
+        assert words in str(info.value), (words, str(info.value))
+    assert isinstance(info.value, DecodeError)
+    assert fake.calls == 0 and len(fake.post_masks) == 1, "only the mask that fits was refined"
+
+
+def test_start_mask_with_a_region_removed(session: Session) -> None:
+    """The model's own mask with a part erased (what a person fixing it does) gives a cutout
+    with nothing left there, and the model's cutout everywhere else."""
+    path = DATA / "photos/girl-1.jpg"
+    model = remove_background(path, session=session)
+    h, w = model.alpha.shape
+    assert model.alpha[: h // 2].mean() > 0.05, "the subject reaches into the erased half"
+    fixed = np.rint(model.alpha * 255).astype(np.uint8)
+    fixed[: h // 2] = 0
+    cutout = remove_background(path, session=session, start_mask=Image.fromarray(fixed, "L"))
+    assert float(cutout.alpha[: h // 2 - 2].max()) <= 1 / 255, "nothing left where the mask was erased"
+    rest = slice(h // 2 + 8, None)
+    assert iou(cutout.alpha[rest], model.alpha[rest]) >= 0.98
+    assert float(np.abs(cutout.alpha[rest] - model.alpha[rest]).mean()) <= 0.01
+    # The model's own mask given back gives the model's cutout.
+    same = remove_background(path, session=session, start_mask=model.alpha)
+    assert iou(same.alpha, model.alpha) >= 0.98

@@ -2,6 +2,8 @@
 
 :func:`remove_background` is the library's front door. :func:`stream` runs the
 same steps over many inputs with decoding overlapped with inference.
+:func:`cut_from_mask` starts from a mask a person fixed (:mod:`alphacut.startmask`)
+instead of the model's.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from .graphs import PostprocessParams
 from .imageio import DecodedImage
 from .options import Options
 from .session import ModelSession, default_session
+from .startmask import MaskInput, check_aspect, read_start_mask
 
-__all__ = ["Cutout", "ImageInput", "cut", "cut_batch", "remove_background", "stream"]
+__all__ = ["Cutout", "ImageInput", "cut", "cut_batch", "cut_from_mask", "remove_background", "stream"]
 
 ImageInput = bytes | str | Path | Image.Image | np.ndarray | DecodedImage
 T = TypeVar("T")
@@ -73,16 +76,28 @@ class Cutout:
 
 
 def remove_background(
-    image: ImageInput, *, options: Options | None = None, session: ModelSession | None = None
+    image: ImageInput,
+    *,
+    options: Options | None = None,
+    session: ModelSession | None = None,
+    start_mask: MaskInput | None = None,
 ) -> Cutout:
     """Cut the subject out of ``image`` (a path, bytes, PIL image or HxWx3/4 array).
 
     Pass a :class:`~alphacut.session.Session` to choose the model, device or threads;
     without one, the default model's session is loaded on the first call and shared
     by the later ones (:func:`~alphacut.session.default_session`).
+
+    ``start_mask`` (a path, bytes, PIL image or HxW array of any size with the photo's
+    aspect ratio; 0 = background, 255 = subject; see :mod:`alphacut.startmask`) is a
+    corrected mask to start from instead of the model's: the edges and colours are
+    refined from it, the model is not called, and the confidence scores it.
     """
     options = options or Options()
     decoded = _decode(image, options)
+    if start_mask is not None:
+        mask = read_start_mask(start_mask, max_megapixels=options.max_megapixels)
+        return cut_from_mask(decoded, mask, options=options, session=session or default_session())
     return cut(decoded, options=options, session=session or default_session())
 
 
@@ -110,6 +125,14 @@ def cut(decoded: DecodedImage, *, options: Options, session: ModelSession) -> Cu
     in_alpha, model_in = _model_input(decoded)
     mask = session.predict_mask(model_in)
     return _finish(decoded, in_alpha, mask, options, session, {"model": time.perf_counter() - t0})
+
+
+def cut_from_mask(decoded: DecodedImage, mask: np.ndarray, *, options: Options, session: ModelSession) -> Cutout:
+    """:func:`cut` from a given mask (float32 HxW in [0, 1], any size with the photo's aspect
+    ratio: :func:`~alphacut.startmask.read_start_mask`) instead of the model's; the model is not called."""
+    check_aspect(mask, decoded.size)
+    graph_mask = np.ascontiguousarray(mask, dtype=np.float32)[None, None]
+    return _finish(decoded, _input_alpha(decoded), graph_mask, options, session, {})
 
 
 def cut_batch(decoded: Sequence[DecodedImage], *, options: Options, session: ModelSession) -> list[Cutout]:

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -33,8 +33,9 @@ from ..jobs import (
     write_output,
 )
 from ..options import Options
-from ..pipeline import Cutout
+from ..pipeline import Cutout, cut_from_mask
 from ..session import ModelSession
+from ..startmask import read_start_mask
 from . import common
 from .common import Engine, engine_options
 
@@ -66,7 +67,11 @@ def _record(status: CutStatus, path: str, output: str | None, **fields: Any) -> 
 @engine_options
 @click.option("--overwrite", is_flag=True, help="replace outputs that already exist")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON record per input on standard output")
-def cut(inputs: tuple[str, ...], output: str | None, engine: Engine, overwrite: bool, as_json: bool) -> None:
+@click.option("--start-mask", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="a corrected mask of the one input (any size, its aspect ratio; black = background, white ="
+                   " subject; a cutout's alpha works too) to refine instead of the model's")
+def cut(inputs: tuple[str, ...], output: str | None, engine: Engine, overwrite: bool, as_json: bool,
+        start_mask: Path | None) -> None:
     """Cut the background out of INPUTS: files, folders, globs, or - for standard input.
 
     Outputs are named NAME-cutout.png (NAME-mask.png with --mask) beside each input,
@@ -74,11 +79,16 @@ def cut(inputs: tuple[str, ...], output: str | None, engine: Engine, overwrite: 
     keep the input's extension: a-jpg-cutout.png, a-png-cutout.png. An input is never
     overwritten; an existing output is skipped (--overwrite replaces it). Files named
     like outputs, and anything in -o's folder, are never taken as inputs.
+
+    With --start-mask FILE (one input only) the model is not run: the edges and colours
+    are refined from FILE, a mask fixed by hand (the page's Download mask, or any editor).
     """
     named_format = _OUTPUT_SUFFIXES.get(Path(output).suffix.lower()) if output not in (None, "-") else None
     options = engine.options(default_format=named_format or "png")
     out_dir = Path(output).resolve() if output not in (None, "-") and Path(output).is_dir() else None
     items, missing, own = _collect(inputs, out_dir)
+    if start_mask is not None:
+        _check_start_mask(start_mask, len(items) + len(missing) + len(own))
     _plan_outputs(items, output, options)
     if as_json and any(i.output is None for i in items):
         raise click.UsageError("--json prints records on standard output: write the image to a file with -o")
@@ -94,7 +104,7 @@ def cut(inputs: tuple[str, ...], output: str | None, engine: Engine, overwrite: 
             if items:
                 _clean_stale_partials(items)
                 session, workers = common.make_session(engine, parallel=len(items) > 1)
-                for record in _run(items, options, session, workers, overwrite, as_json, writing):
+                for record in _run(items, options, session, workers, overwrite, as_json, writing, start_mask):
                     records.append(record)
     except KeyboardInterrupt:
         click.echo(_INTERRUPTED, err=True)
@@ -104,6 +114,13 @@ def cut(inputs: tuple[str, ...], output: str | None, engine: Engine, overwrite: 
     if not as_json and (len(records) > 1 or skipped):
         click.echo(f"{len(records) - failed - skipped} done, {skipped} skipped, {failed} failed", err=True)
     sys.exit(1 if failed else 0)
+
+
+def _check_start_mask(start_mask: Path, inputs: int) -> None:
+    if inputs != 1:
+        raise click.UsageError(f"--start-mask is the mask of one photo: give exactly one input (got {inputs})")
+    if not start_mask.is_file():
+        raise click.UsageError(f"--start-mask {start_mask}: no such file")
 
 
 def _collect(inputs: tuple[str, ...], out_dir: Path | None) -> tuple[list[_Item], list[str], list[Path]]:
@@ -236,7 +253,7 @@ def _plan_outputs(items: list[_Item], output: str | None, options: Options) -> N
 
 
 def _run(items: list[_Item], options: Options, session: ModelSession, workers: int, overwrite: bool,
-         as_json: bool, writing: threading.Lock) -> Iterator[Record]:
+         as_json: bool, writing: threading.Lock, start_mask: Path | None = None) -> Iterator[Record]:
     def read(item: _Item) -> DecodedImage:
         if item.source is None:
             return load_input(sys.stdin.buffer.read, options)
@@ -278,6 +295,11 @@ def _run(items: list[_Item], options: Options, session: ModelSession, workers: i
         else:
             todo.append(item)
 
+    if start_mask is not None:
+        for item in todo:  # one at most (checked before)
+            yield _report(_cut_from_mask(item, start_mask, read, save, failed, options, session), as_json)
+        return
+
     progress = _progress(len(todo), as_json)
     with progress if progress is not None else contextlib.nullcontext():
         task = progress.add_task("cutting out", total=len(todo)) if progress is not None else None
@@ -286,6 +308,21 @@ def _run(items: list[_Item], options: Options, session: ModelSession, workers: i
             yield _report(record, as_json)
             if progress is not None and task is not None:
                 progress.advance(task)
+
+
+def _cut_from_mask(item: _Item, start_mask: Path, read: Callable[[_Item], DecodedImage],
+                   save: Callable[[_Item, Cutout, float], Record],
+                   failed: Callable[[_Item, AlphacutError, float], Record], options: Options,
+                   session: ModelSession) -> Record:
+    """One input refined from ``start_mask`` instead of the model's mask."""
+    started = time.perf_counter()
+    try:
+        decoded = read(item)
+        mask = read_start_mask(start_mask, max_megapixels=options.max_megapixels)
+        cutout = cut_from_mask(decoded, mask, options=options, session=session)
+    except Exception as exc:  # noqa: BLE001 - the per-input boundary, as in cut_and_write
+        return failed(item, input_failure(exc), time.perf_counter() - started)
+    return save(item, cutout, time.perf_counter() - started)
 
 
 def _progress(total: int, as_json: bool) -> Any:

@@ -3,7 +3,9 @@
 The default web app accepts no uploads; this API does, so it is off unless asked
 for, and it keeps the promise that matters: images stay in this process's memory
 and are never written to disk. The body is the image itself (any image content
-type) or ``multipart/form-data`` with a ``file`` field; options are query
+type) or ``multipart/form-data`` with a ``file`` field (and, optionally, a
+``start_mask`` field: a corrected mask to refine instead of the model's, see
+:mod:`alphacut.startmask`); options are query
 parameters named and typed after :class:`~alphacut.options.Options` (the one
 source of names and defaults). The response is the cutout (PNG, WebP or JPEG) or
 the mask.
@@ -185,13 +187,17 @@ def openapi_schema(*, max_bytes: int, max_megapixels: float | None = None) -> di
                     "parameters": params,
                     "requestBody": {
                         "required": True,
-                        "description": f"the image (at most {max_bytes} bytes): raw, or multipart/form-data"
-                                       " with a `file` field",
+                        "description": f"the image (at most {max_bytes} bytes, with its mask if any): raw, or"
+                                       " multipart/form-data with a `file` field and an optional `start_mask`"
+                                       " field (a corrected mask of any size with the photo's aspect ratio,"
+                                       " 0 = background, 255 = subject: refined instead of the model's, which"
+                                       " is not run)",
                         "content": {
                             "image/*": image,
                             "application/octet-stream": image,
                             "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                                               "properties": {"file": image["schema"]}}},
+                                                               "properties": {"file": image["schema"],
+                                                                              "start_mask": image["schema"]}}},
                         },
                     },
                     "responses": {
@@ -263,11 +269,12 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _multipart_file(request: Request, max_bytes: int) -> bytes:
-    """The ``file`` field of a multipart body, parsed as it streams in (never a second whole copy)."""
+async def _multipart_file(request: Request, max_bytes: int) -> tuple[bytes, bytes | None]:
+    """The ``file`` and ``start_mask`` fields of a multipart body, parsed as it streams in (never a
+    second whole copy); both under the one byte cap."""
     from starlette.formparsers import MultiPartException, MultiPartParser
 
-    parser = MultiPartParser(request.headers, _capped_stream(request, max_bytes), max_files=1, max_fields=16,
+    parser = MultiPartParser(request.headers, _capped_stream(request, max_bytes), max_files=2, max_fields=16,
                              max_part_size=64 * 1024)
     parser.spool_max_size = max_bytes + 1  # keep the file in memory: images never touch the disk
     try:
@@ -278,7 +285,10 @@ async def _multipart_file(request: Request, max_bytes: int) -> bytes:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise _Problem(400, "multipart/form-data needs the image in a field named `file`")
-        return await upload.read()
+        mask = form.get("start_mask")
+        if isinstance(mask, str):
+            raise _Problem(400, "the `start_mask` field must be a file (the mask image), not text")
+        return await upload.read(), (await mask.read() if mask is not None else None)
     finally:
         await form.close()
 
@@ -370,6 +380,7 @@ def api_routes(
 
     async def cutout(request: Request) -> Response:
         body = b""
+        start_mask: bytes | None = None
         try:
             check_caller(request)
             options = options_from_query(list(request.query_params.multi_items()), max_megapixels=mp_cap)
@@ -391,7 +402,7 @@ def api_routes(
                 try:
                     with anyio.fail_after(body_timeout):
                         if ctype == "multipart/form-data":
-                            body = await _multipart_file(request, max_bytes)
+                            body, start_mask = await _multipart_file(request, max_bytes)
                         else:
                             # Any other type (curl's default form-urlencoded included) is the image
                             # itself: the decoder sniffs the content, as the CLI does.
@@ -409,7 +420,7 @@ def api_routes(
                     assert gate.limiter is not None
                     async with gate.limiter:
                         started = time.perf_counter()
-                        data, confidence = await anyio.to_thread.run_sync(_work, body, options, session)
+                        data, confidence = await anyio.to_thread.run_sync(_work, body, options, session, start_mask)
                         gate.seconds = 0.8 * gate.seconds + 0.2 * (time.perf_counter() - started)
                 finally:
                     gate.working -= 1
@@ -461,10 +472,12 @@ def _not_an_image(body: bytes) -> bool:
     return sniff_format(body) is None
 
 
-def _work(body: bytes, options: Options, session: ModelSession) -> tuple[bytes, Confidence]:
-    """Decode, cut out and encode, in a worker thread."""
+def _work(body: bytes, options: Options, session: ModelSession,
+          start_mask: bytes | None = None) -> tuple[bytes, Confidence]:
+    """Decode, cut out (from ``start_mask`` when given) and encode, in a worker thread."""
     from ..imageio import decode
-    from ..pipeline import cut
+    from ..pipeline import cut, cut_from_mask
+    from ..startmask import read_start_mask
 
     try:
         try:
@@ -477,8 +490,15 @@ def _work(body: bytes, options: Options, session: ModelSession) -> tuple[bytes, 
             detail = " ".join(str(exc).split())[:120]
             raise DecodeError(f"the image is corrupt ({type(exc).__name__}{': ' + detail if detail else ''}):"
                               " re-export it from its source, or re-download it") from exc
+        if start_mask is not None:
+            if not start_mask:
+                raise DecodeError("the start mask is empty (0 bytes): send the mask image in `start_mask`")
+            mask = read_start_mask(start_mask, max_megapixels=options.max_megapixels)
         try:
-            result = cut(decoded, options=options, session=session)
+            if start_mask is not None:
+                result = cut_from_mask(decoded, mask, options=options, session=session)
+            else:
+                result = cut(decoded, options=options, session=session)
             return result.encode(options), result.confidence
         except AlphacutError:
             raise
