@@ -289,7 +289,7 @@ def test_start_mask_with_a_region_removed(session: Session) -> None:
     with nothing left there, and the model's cutout everywhere else."""
     path = DATA / "photos/girl-1.jpg"
     model = remove_background(path, session=session)
-    h, w = model.alpha.shape
+    h = model.alpha.shape[0]
     assert model.alpha[: h // 2].mean() > 0.05, "the subject reaches into the erased half"
     fixed = np.rint(model.alpha * 255).astype(np.uint8)
     fixed[: h // 2] = 0
