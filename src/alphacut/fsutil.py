@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,39 @@ from typing import Self
 
 from .errors import OutputError, os_error_advice
 
-try:
+if sys.platform == "win32":  # pragma: no cover  (byte-range locks: the OS drops them with the process too)
+    import msvcrt
+
+    # Far past any content, so that the locked byte never hides the lock file's text from readers.
+    _WIN_LOCK_OFFSET = 1 << 30
+
+    def _lock(fd: int, *, wait: bool) -> bool:
+        """An exclusive lock on ``fd``; False when another holder has it (``wait=False``)."""
+        os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
+        try:
+            while True:
+                try:
+                    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                    return True
+                except OSError:
+                    if not wait:
+                        return False
+                    import time
+
+                    time.sleep(0.05)
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+
+else:
     import fcntl
-except ImportError:  # pragma: no cover  (Windows)
-    fcntl = None  # type: ignore[assignment]
+
+    def _lock(fd: int, *, wait: bool) -> bool:
+        """An exclusive advisory lock on ``fd``; False when another holder has it (``wait=False``)."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
 
 __all__ = ["LOCK_NAME", "FolderLock", "atomic_write", "clean_partials", "is_partial"]
 
@@ -118,22 +148,11 @@ def _remove_if_abandoned(path: Path) -> bool:
         os.close(fd)
 
 
-def _lock(fd: int, *, wait: bool) -> bool:
-    """An exclusive advisory lock on ``fd``; False when another holder has it (``wait=False``)."""
-    if fcntl is None:  # pragma: no cover  (no advisory locks: behave as if always free)
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        return False
-    return True
-
-
 class FolderLock:
     """One alphacut run at a time on ``folder``: :meth:`acquire` refuses at once when another holds it.
 
-    The lock is ``folder/.alphacut.lock``, held with ``flock`` for the life of the
-    process (the file stays; the lock is what counts, and the OS drops it when the
+    The lock is ``folder/.alphacut.lock``, held with ``flock`` (a byte-range lock on
+    Windows) for the life of the process (the file stays; the lock is what counts, and the OS drops it when the
     process ends, even after ``kill -9``). The file says which process holds it.
     """
 
@@ -157,7 +176,8 @@ class FolderLock:
                     " another output folder (two runs on one folder would redo each other's work)"
                 )
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode())
         except OSError as exc:
             os.close(fd)
             raise OutputError(f"cannot lock the output folder {self.folder}: {os_error_advice(exc)}") from None
