@@ -5,6 +5,7 @@ about what happens (an answer, a closed socket), never about how fast."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -50,13 +51,9 @@ class Live:
         return len(self.server.server_state.connections)
 
 
-@pytest.fixture
-def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
-    """The app with the API over a fake engine, served by uvicorn (our protocol) on a free port."""
-    monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path))
-    session = FakeSession(delay=0.2)
-    app = create_app(extra_routes=api_routes(lambda: session, queue=1, max_bytes=200_000, body_timeout=1.0))
-    limits = ServerLimits(header_timeout=0.5, keep_alive_timeout=0.5, max_connections=8)
+@contextlib.contextmanager
+def _serving(app: Any, limits: ServerLimits) -> Iterator[tuple[int, Any]]:
+    """``app`` served by uvicorn with our protocol on a free port: (port, server)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn_config(app, host="127.0.0.1", port=0, limits=limits, log_level="warning")
@@ -68,11 +65,22 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
     try:
-        yield Live(sock.getsockname()[1], session, server)
+        yield sock.getsockname()[1], server
     finally:
         server.should_exit = True
         thread.join(timeout=WAIT)
         sock.close()
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    """The app with the API over a fake engine, served by uvicorn (our protocol) on a free port."""
+    monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path))
+    session = FakeSession(delay=0.2)
+    app = create_app(extra_routes=api_routes(lambda: session, queue=1, max_bytes=200_000, body_timeout=1.0))
+    limits = ServerLimits(header_timeout=0.5, keep_alive_timeout=0.5, max_connections=8)
+    with _serving(app, limits) as (port, server):
+        yield Live(port, session, server)
 
 
 def _head(port: int, method: str, path: str, extra: str = "") -> bytes:
@@ -201,6 +209,43 @@ def test_answers_written_by_the_protocol_carry_the_security_headers(live: Live) 
     assert r.status_code == 503 and "busy" in r.json()["error"] and int(r.headers["retry-after"]) >= 1
     for name, value in SECURITY_HEADERS.items():
         assert r.headers.get(name) == value, name
+
+
+def test_a_client_that_stops_reading_is_cut_off() -> None:
+    """A client that reads none of a large answer (the model, say) does not hold its connection
+    for ever: once the send buffer stays full for write_timeout, the server drops it."""
+    size = 64 * 1024 * 1024  # far more than the socket buffers hold
+
+    async def big(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(size).encode())]})
+        chunk = b"\0" * (1024 * 1024)
+        for _ in range(size // len(chunk)):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    limits = ServerLimits(header_timeout=5, keep_alive_timeout=5, write_timeout=0.5, max_connections=8)
+    with _serving(big, limits) as (port, server):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(WAIT)
+        s.connect(("127.0.0.1", port))
+        s.sendall(_head(port, "GET", "/"))
+        deadline = time.monotonic() + WAIT
+        while not server.server_state.connections:
+            assert time.monotonic() < deadline, "the server never saw the connection"
+            time.sleep(0.01)
+        while server.server_state.connections:  # reads nothing meanwhile
+            assert time.monotonic() < deadline, "the stalled reader still holds its connection"
+            time.sleep(0.1)
+        received = 0
+        try:
+            while chunk := s.recv(1 << 20):
+                received += len(chunk)
+        except OSError:
+            pass  # a reset is a fine way to be cut off
+        assert received < size
+        s.close()
 
 
 def test_half_sent_headers_and_silent_connections_are_closed(live: Live) -> None:

@@ -8,6 +8,9 @@ protocol here adds both:
 
 * **header timeout**: a connection that has not sent a whole request head within
   ``header_timeout`` seconds (of connecting, or of its previous response) is closed;
+* **write timeout**: a client that reads nothing of its answer for ``write_timeout``
+  seconds (the 88 MB model, say, while the send buffer stays full) is cut off, so
+  stalled readers cannot hold connections and tasks for ever;
 * **connection cap**: past ``max_connections`` open connections, a new one evicts
   the connection that has waited longest *without a request in progress* (an idle
   keep-alive socket, or one still dribbling its headers); only when every
@@ -59,11 +62,12 @@ class ServerLimits:
 
     header_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
+    write_timeout: float = 60.0
     max_connections: int = 0  # 0: min(100, half of RLIMIT_NOFILE)
     max_header_bytes: int = 16 * 1024
 
     def __post_init__(self) -> None:
-        if self.header_timeout <= 0 or self.keep_alive_timeout <= 0 or self.max_connections < 0:
+        if min(self.header_timeout, self.keep_alive_timeout, self.write_timeout) <= 0 or self.max_connections < 0:
             raise ValueError(f"bad server limits: {self}")
 
     @property
@@ -75,6 +79,7 @@ class _GuardedH11(H11Protocol):
     """H11Protocol with a header deadline and an evicting connection cap (class attributes set per server)."""
 
     header_timeout = 10.0
+    write_timeout = 60.0
     max_connections = 100
     max_tasks = 200
 
@@ -82,6 +87,7 @@ class _GuardedH11(H11Protocol):
         super().__init__(*args, **kwargs)
         self.app = self._backstop(self.app)
         self._header_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
         self._waiting_since = time.monotonic()
         self._linger: asyncio.TimerHandle | None = None
         self._discarded = 0
@@ -150,6 +156,22 @@ class _GuardedH11(H11Protocol):
         if not self.transport.is_closing() and self._awaiting_request():
             self._arm_header_timer()
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.write_timeout, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_timed_out(self) -> None:
+        self._write_timer = None
+        self.logger.info("cutting off a client that read nothing for %gs", self.write_timeout)
+        self.transport.abort()  # close() would wait for the unread buffer to drain
+
     def _backstop(self, app: ASGIApp) -> ASGIApp:
         """``app``, answering 503 (with the security headers) while too many requests are running."""
 
@@ -176,6 +198,9 @@ class _GuardedH11(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         if self._linger is not None:
             self._linger.cancel()
         super().connection_lost(exc)
@@ -185,6 +210,7 @@ def protocol_class(limits: ServerLimits) -> type[H11Protocol]:
     """A protocol class carrying ``limits`` (uvicorn builds one instance per connection)."""
     return type("GuardedH11Protocol", (_GuardedH11,), {
         "header_timeout": limits.header_timeout,
+        "write_timeout": limits.write_timeout,
         "max_connections": limits.connections,
         "max_tasks": 2 * limits.connections,
     })
