@@ -187,8 +187,10 @@ def test_openapi_is_built_from_options_fields() -> None:
     schema = asyncio.run(get()).json()
     op = schema["paths"][URL]["post"]
     params = {p["name"]: p for p in op["parameters"]}
-    fields = Options.fields()
-    assert list(params) == [f.name for f in fields]
+    # Every field but background_image (a server path: never), and the preset first.
+    fields = [f for f in Options.fields() if f.name != "background_image"]
+    assert list(params) == ["preset"] + [f.name for f in fields]
+    assert "square-white" in params["preset"]["schema"]["enum"]
     for f in fields:
         if f.name != "max_megapixels":
             assert params[f.name]["schema"]["default"] == f.default

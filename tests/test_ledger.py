@@ -69,19 +69,48 @@ def _other_value(field: dataclasses.Field[Any], tp: Any) -> Any:
         return next(c for c in choices if c != field.default)
     if tp is bool:
         return not field.default
+    if field.name in _LISTING_VALUES:
+        return _LISTING_VALUES[field.name]
     if tp is float:
         return field.default / 2
     return "#123456"  # background: a colour
 
 
+# Listing values other than the defaults (the base below has a crop and a canvas, which they need).
+_LISTING_VALUES: dict[str, Any] = {"margin": "5%", "canvas": "4:5", "fill": 85.0,
+                                   "background_image": "backdrop.jpg", "shadow_opacity": 0.5, "shadow_blur": 3.0,
+                                   "shadow_offset": "1,2", "quality": 80}
+
+
 def test_fingerprint_follows_every_option_and_the_model() -> None:
-    base = fingerprint(Options(), "a" * 64)
-    assert base == fingerprint(Options(), "a" * 64)
-    assert base != fingerprint(Options(), "b" * 64)
     hints = typing.get_type_hints(Options)
-    for field in Options.fields():
-        changed = Options().replace(**{field.name: _other_value(field, hints[field.name])})
-        assert fingerprint(changed, "a" * 64) != base, f"changing {field.name} must redo the outputs"
+    for base_options in (Options(), Options(crop=True, canvas="1:1")):
+        base = fingerprint(base_options, "a" * 64)
+        assert base == fingerprint(base_options, "a" * 64)
+        assert base != fingerprint(base_options, "b" * 64)
+        for field in Options.fields():
+            other = _other_value(field, hints[field.name])
+            if isinstance(other, bool):
+                other = not getattr(base_options, field.name)
+            if field.name == "margin" and not base_options.crop:
+                continue  # a margin needs a crop: checked with the second base
+            if field.name in ("fill", "align", "upscale") and base_options.canvas is None:
+                continue
+            changed = base_options.replace(**{field.name: other})
+            assert fingerprint(changed, "a" * 64) != base, f"changing {field.name} must redo the outputs"
+
+
+def test_fingerprint_of_default_listing_values_is_the_one_before_listing_existed() -> None:
+    """Folders cut out before the listing options existed are not redone: at their defaults
+    those options are left out of the fingerprint."""
+    import hashlib
+    import json
+
+    from alphacut.options import LISTING_FIELDS
+
+    before = {k: v for k, v in dataclasses.asdict(Options(format="webp")).items() if k not in LISTING_FIELDS}
+    payload = json.dumps({"options": before, "model": "a" * 64}, sort_keys=True, default=str)
+    assert fingerprint(Options(format="webp"), "a" * 64) == hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @pytest.mark.parametrize(("sqlite_says", "advice"), [

@@ -27,11 +27,13 @@ from .errors import (
 from .models import ModelSpec
 from .options import Options
 from .pipeline import Cutout, remove_background
+from .presets import PRESETS
 from .session import ModelSession, Session
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PRESETS",
     "AlphacutError",
     "Confidence",
     "Cutout",

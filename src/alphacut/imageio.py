@@ -439,11 +439,13 @@ def encode(
     icc_profile: bytes | None = None,
     flatten: tuple[int, int, int] | None = None,
     mask: bool = False,
+    quality: int | None = None,
 ) -> bytes:
     """Encode an HxWx4 uint8/uint16 cutout (or, with ``mask``, its alpha) to bytes.
 
     PNG keeps 16 bits when given 16; WebP is lossless (``exact``: colours kept under
-    transparency); JPEG is flattened over ``flatten`` (white by default), quality 95, 4:4:4.
+    transparency), or lossy at ``quality`` when one is given; JPEG is flattened over
+    ``flatten`` (white by default), at ``quality`` (default 95), 4:4:4.
     Deterministic: the same array gives the same bytes.
     """
     if rgba.ndim != 3 or rgba.shape[2] != 4:
@@ -453,7 +455,7 @@ def encode(
         alpha = rgba[..., 3]
         if sixteen and format == "png":
             return _save(Image.fromarray(np.ascontiguousarray(alpha)), "PNG")  # mode I;16
-        return _save(Image.fromarray(_to8(alpha), "L"), format.upper(), quality=95)
+        return _save(Image.fromarray(_to8(alpha), "L"), format.upper(), quality=quality)
     if flatten is not None or format == "jpeg":
         bg = np.array(flatten or (255, 255, 255), np.float32) / 255.0
         scale = 65535.0 if sixteen else 255.0
@@ -463,10 +465,10 @@ def encode(
             flat16 = np.round(rgb * 65535).astype(np.uint16)
             return _png16(np.dstack([flat16, np.full(flat16.shape[:2], 65535, np.uint16)]), icc_profile)
         rgb8 = np.round(rgb * 255).astype(np.uint8)
-        return _save(Image.fromarray(rgb8, "RGB"), format.upper(), icc_profile=icc_profile)
+        return _save(Image.fromarray(rgb8, "RGB"), format.upper(), icc_profile=icc_profile, quality=quality)
     if sixteen and format == "png":
         return _png16(rgba, icc_profile)
-    return _save(Image.fromarray(_to8(rgba), "RGBA"), format.upper(), icc_profile=icc_profile)
+    return _save(Image.fromarray(_to8(rgba), "RGBA"), format.upper(), icc_profile=icc_profile, quality=quality)
 
 
 def _to8(arr: np.ndarray) -> np.ndarray:
@@ -475,15 +477,18 @@ def _to8(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _save(im: Image.Image, fmt: str, icc_profile: bytes | None = None, quality: int = 95) -> bytes:
+def _save(im: Image.Image, fmt: str, icc_profile: bytes | None = None, quality: int | None = None) -> bytes:
     buf = io.BytesIO()
     extra: dict[str, object] = {}
     if icc_profile:
         extra["icc_profile"] = icc_profile
     if fmt == "WEBP":
-        extra.update(lossless=True, quality=100, method=4, exact=True)
+        if quality is None:
+            extra.update(lossless=True, quality=100, method=4, exact=True)
+        else:
+            extra.update(lossless=False, quality=quality, method=4, exact=True)
     elif fmt == "JPEG":
-        extra.update(quality=quality, subsampling=0)
+        extra.update(quality=95 if quality is None else quality, subsampling=0)
     elif fmt == "PNG":
         extra.update(compress_level=6)
     else:

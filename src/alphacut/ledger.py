@@ -70,7 +70,7 @@ def sha256_bytes(data: bytes) -> str:
 def fingerprint(options: Options, model_sha256: str) -> str:
     """A short, stable digest of everything that changes an output's bytes."""
     payload = json.dumps(
-        {"options": dataclasses.asdict(options), "model": model_sha256}, sort_keys=True, default=str
+        {"options": options.identity(), "model": model_sha256}, sort_keys=True, default=str
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

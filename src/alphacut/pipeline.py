@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from . import imageio
+from .compose import listing_canvas
 from .confidence import Confidence, edge_confidence
 from .errors import AlphacutError, InputError, input_failure
 from .graphs import PostprocessParams
@@ -50,6 +51,8 @@ class Cutout:
     source_format: str = "unknown"
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    photo: np.ndarray | None = field(default=None, repr=False)  # the original pixels (a blurred listing background)
+    options: Options | None = None  # what it was cut out with: encode's default
 
     @property
     def size(self) -> tuple[int, int]:
@@ -63,16 +66,32 @@ class Cutout:
             rgba = imageio.to_8bit(rgba)
         return Image.fromarray(rgba, "RGBA")
 
-    def encode(self, options: Options | None = None) -> bytes:
-        """Encode as ``options`` say (format, mask, background)."""
-        options = options or Options()
+    def encode(self, options: Options | None = None, *, background_image: np.ndarray | None = None) -> bytes:
+        """Encode as ``options`` say (format, mask, background, quality; a listing canvas when
+        any listing option is given: see :meth:`listing`); by default as the options it was
+        cut out with."""
+        options = options or self.options or Options()
+        listing = options.listing or background_image is not None
+        pixels = self.listing(options, background_image=background_image) if listing else self.rgba
         return imageio.encode(
-            self.rgba,
+            pixels,
             format=options.format,
             icc_profile=self.icc_profile,
             flatten=options.flatten_color,
             mask=options.mask,
+            quality=options.quality,
         )
+
+    def listing(self, options: Options, *, background_image: np.ndarray | None = None) -> np.ndarray:
+        """The listing photo ``options`` describe (crop, canvas, background, shadow): uint8 HxWx4.
+
+        ``background_image`` (HxWx3 uint8) is the image behind the subject instead of
+        reading ``options.background_image``. A layout warning (no subject found) is
+        added to :attr:`warnings`.
+        """
+        canvas, plan = listing_canvas(self.rgba, options, photo=self.photo, background_image=background_image)
+        self.warnings.extend(w for w in plan.warnings if w not in self.warnings)
+        return canvas
 
 
 def remove_background(
@@ -188,6 +207,8 @@ def _finish(
         source_format=decoded.format,
         warnings=list(decoded.warnings),
         timings=timings,
+        photo=decoded.pixels8,
+        options=options,
     )
 
 

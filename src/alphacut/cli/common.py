@@ -7,12 +7,14 @@ import functools
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from ..errors import AlphacutError
-from ..options import DEFAULT_MODEL, ColorMode, Options, OutputFormat
+from ..options import DEFAULT_MODEL, Options, OutputFormat
+from ..presets import PRESETS
 from ..providers import DEVICES
 from ..session import ModelSession, Session
 
@@ -45,32 +47,64 @@ def fail(exc: AlphacutError) -> click.ClickException:
 
 @dataclass(frozen=True)
 class Engine:
-    """The options every command that cuts images out takes (cut, batch, watch)."""
+    """The options every command that cuts images out takes (cut, batch, watch).
+
+    ``given`` holds the :class:`Options` values named on the command line (the rest
+    come from ``preset``, else from the defaults).
+    """
 
     fmt: str | None
-    mask: bool
-    background: str | None
-    refine: bool
-    foreground: bool
-    max_megapixels: float
-    color: str
+    given: tuple[tuple[str, Any], ...]
+    preset: str | None
     model: str
     device: str
     threads: int | None
 
     def options(self, default_format: str = "png") -> Options:
         """The :class:`Options` these command-line options say (a bad value is a usage error)."""
+        values = dict(self.given)
+        values["format"] = self.fmt or default_format
+        if "background_image" in values and "background" not in values:
+            values["background"] = None  # an image replaces a preset's colour
         # click checked the choices; Options checks every value again and says what is wrong.
         try:
-            return Options(format=typing.cast(OutputFormat, self.fmt or default_format), mask=self.mask,
-                           background=self.background, refine=self.refine, foreground=self.foreground,
-                           max_megapixels=self.max_megapixels, color=typing.cast(ColorMode, self.color))
+            if self.preset is not None:
+                return Options.from_preset(self.preset, **values)
+            return Options(**values)
         except AlphacutError as exc:
             raise click.UsageError(str(exc)) from None
 
 
-_ENGINE_KEYS = ("fmt", "mask", "background", "refine", "foreground", "max_megapixels", "color", "model",
-                "device", "threads")
+_SESSION_KEYS = ("model", "device", "threads")
+# Command-line parameter -> Options field, for the options that map one to one.
+_OPTION_KEYS = ("mask", "refine", "foreground", "max_megapixels", "color", "crop", "margin", "fill", "align",
+                "upscale", "shadow", "shadow_opacity", "shadow_blur", "shadow_offset", "quality")
+
+
+def _background(value: str) -> tuple[str, str | None]:
+    """``--background``: an existing file is an image behind the subject; otherwise a colour, blur or transparent."""
+    if value not in ("blur", "transparent") and Path(value).is_file():
+        return "background_image", value
+    return "background", value
+
+
+def _given(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The Options values the user named (not click's defaults)."""
+    given: list[tuple[str, Any]] = []
+
+    def named(param: str) -> bool:
+        source = ctx.get_parameter_source(param)
+        return source is not None and source is not click.core.ParameterSource.DEFAULT
+
+    for key in _OPTION_KEYS:
+        if named(key):
+            given.append((key, kwargs[key]))
+    if named("background"):
+        given.append(_background(kwargs["background"]))
+    if named("canvas"):
+        canvas = kwargs["canvas"]
+        given.append(("canvas", None if canvas.strip().lower() == "none" else canvas))
+    return tuple(given)
 
 
 def engine_options(f: F) -> F:
@@ -79,23 +113,46 @@ def engine_options(f: F) -> F:
         click.option("--format", "fmt", type=click.Choice(_FORMATS), default=None,
                      help=_help("format") + "; default from -o's extension, else png"),
         click.option("--mask", is_flag=True, default=_default("mask"), help=_help("mask")),
-        click.option("--background", default=_default("background"), metavar="COLOUR", help=_help("background")),
+        click.option("--background", default=_default("background"), metavar="COLOUR|blur|transparent|FILE",
+                     help=_help("background") + "; or an image file behind the subject (cover-fitted)"),
         click.option("--refine/--no-refine", default=_default("refine"), help=_help("refine")),
         click.option("--foreground/--no-foreground", default=_default("foreground"), help=_help("foreground")),
         click.option("--max-megapixels", type=float, default=_default("max_megapixels"), show_default=True,
                      help=_help("max_megapixels")),
         click.option("--color", type=click.Choice(_choices("color")), default=_default("color"),
                      show_default=True, help=_help("color")),
+        click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+                     help="a listing preset (see docs/listing.md); options given beside it override its values"),
+        click.option("--crop/--no-crop", default=_default("crop"), help=_help("crop")),
+        click.option("--margin", default=_default("margin"), metavar="N%|Npx", help=_help("margin")),
+        click.option("--canvas", default=None, metavar="WxH|W:H|photo", help=_help("canvas") + "; none: no canvas"),
+        click.option("--fill", type=click.FloatRange(min=0, max=100, min_open=True), default=None,
+                     metavar="PERCENT", help=_help("fill")),
+        click.option("--align", type=click.Choice(_choices("align")), default=_default("align"), help=_help("align")),
+        click.option("--upscale/--no-upscale", default=_default("upscale"), help=_help("upscale")),
+        click.option("--shadow", type=click.Choice(_choices("shadow")), is_flag=False, flag_value="drop",
+                     default=_default("shadow"), help=_help("shadow") + "; --shadow alone: drop"),
+        click.option("--shadow-opacity", type=click.FloatRange(0, 1), default=_default("shadow_opacity"),
+                     help=_help("shadow_opacity")),
+        click.option("--shadow-blur", type=click.FloatRange(0, 100), default=_default("shadow_blur"),
+                     metavar="PERCENT", help=_help("shadow_blur")),
+        click.option("--shadow-offset", default=_default("shadow_offset"), metavar="X,Y", help=_help("shadow_offset")),
+        click.option("--quality", type=click.IntRange(1, 100), default=None, help=_help("quality")),
         click.option("--model", default=DEFAULT_MODEL, show_default=True, help="model name (see `alphacut models list`)"),
         click.option("--device", type=click.Choice(list(DEVICES)), default="auto", show_default=True,
                      help="where the model runs: auto uses a GPU when onnxruntime has one"),
         click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="CPU threads for the model (default: all cores)"),
     ]
+    keys = ("fmt", "preset", "background", "canvas", *_OPTION_KEYS, *_SESSION_KEYS)
 
     @functools.wraps(f)  # keeps the name, the help and the options already attached
     def command(**kwargs: Any) -> Any:
-        engine = Engine(**{key: kwargs.pop(key) for key in _ENGINE_KEYS})
+        ctx = click.get_current_context()
+        engine = Engine(fmt=kwargs["fmt"], given=_given(ctx, kwargs), preset=kwargs["preset"],
+                        **{key: kwargs[key] for key in _SESSION_KEYS})
+        for key in keys:
+            kwargs.pop(key)
         return f(engine=engine, **kwargs)
 
     wrapped: Any = command

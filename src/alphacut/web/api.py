@@ -5,10 +5,12 @@ for, and it keeps the promise that matters: images stay in this process's memory
 and are never written to disk. The body is the image itself (any image content
 type) or ``multipart/form-data`` with a ``file`` field (and, optionally, a
 ``start_mask`` field: a corrected mask to refine instead of the model's, see
-:mod:`alphacut.startmask`); options are query
+:mod:`alphacut.startmask`; and a ``background_image`` field: an image behind the
+subject on a listing canvas); options are query
 parameters named and typed after :class:`~alphacut.options.Options` (the one
-source of names and defaults). The response is the cutout (PNG, WebP or JPEG) or
-the mask.
+source of names and defaults), bar ``background_image`` (a server path: never),
+plus ``preset`` (:mod:`alphacut.presets`; the other parameters override its values).
+The response is the cutout or listing photo (PNG, WebP or JPEG) or the mask.
 
 Order of checks, cheapest first, so that nothing is read that will be refused:
 a cross-origin request (a web page driving the user's browser) is refused (403),
@@ -52,6 +54,7 @@ from ..confidence import Confidence
 from ..errors import AlphacutError, DecodeError, ImageTooLargeError, ModelError, ProviderError
 from ..jobs import EXTENSIONS
 from ..options import Options
+from ..presets import PRESETS
 from ..session import ModelSession
 from .guards import api_key_refusal, cross_origin_refusal
 
@@ -146,27 +149,48 @@ def options_from_query(query: Sequence[tuple[str, str]], *, max_megapixels: floa
     ``max_megapixels`` is the server's cap: a request may lower it, never raise it.
     """
     types = _option_types()
-    fields = {f.name: f for f in Options.fields()}
+    fields = {f.name: f for f in _query_fields()}
     values: dict[str, Any] = {}
+    preset: str | None = None
     for name, text in query:
+        if name == "background_image":
+            raise _Problem(400, "background_image is not a query parameter: send the image in the multipart field"
+                                " `background_image` (with the photo in `file`)")
+        if name == "preset":
+            if preset is not None:
+                raise _Problem(400, "query parameter 'preset' is given twice")
+            preset = text
+            continue
         if name not in fields:
-            raise _Problem(400, f"unknown query parameter {name!r}: options are {', '.join(fields)}")
+            raise _Problem(400, f"unknown query parameter {name!r}: options are preset, {', '.join(fields)}")
         if name in values:
             raise _Problem(400, f"query parameter {name!r} is given twice")
         values[name] = _parse(name, text, types[name])
     if max_megapixels is not None:
         values["max_megapixels"] = min(values.get("max_megapixels", max_megapixels), max_megapixels)
     try:
+        if preset is not None:
+            return Options.from_preset(preset, **values)
         return Options(**values)
     except AlphacutError as exc:
         raise _Problem(400, str(exc)) from None
 
 
+def _query_fields() -> list[Field[Any]]:
+    """The options a query may set: all but ``background_image`` (a path on the server: never;
+    the image comes as a multipart field)."""
+    return [f for f in Options.fields() if f.name != "background_image"]
+
+
 def openapi_schema(*, max_bytes: int, max_megapixels: float | None = None) -> dict[str, Any]:
     """The OpenAPI 3 description of the API, with parameters built from ``Options.fields()``."""
     types = _option_types()
-    params = []
-    for f in Options.fields():
+    params: list[dict[str, Any]] = [{
+        "name": "preset", "in": "query", "required": False,
+        "description": "a listing preset (docs/listing.md); the other parameters override its values",
+        "schema": {"type": "string", "enum": list(PRESETS)},
+    }]
+    for f in _query_fields():
         schema = _describe(f, types[f.name])
         if f.name == "max_megapixels" and max_megapixels is not None:
             schema["maximum"] = max_megapixels
@@ -187,17 +211,19 @@ def openapi_schema(*, max_bytes: int, max_megapixels: float | None = None) -> di
                     "parameters": params,
                     "requestBody": {
                         "required": True,
-                        "description": f"the image (at most {max_bytes} bytes, with its mask if any): raw, or"
-                                       " multipart/form-data with a `file` field and an optional `start_mask`"
-                                       " field (a corrected mask of any size with the photo's aspect ratio,"
-                                       " 0 = background, 255 = subject: refined instead of the model's, which"
-                                       " is not run)",
+                        "description": f"the image (at most {max_bytes} bytes, with its mask and background"
+                                       " if any): raw, or multipart/form-data with a `file` field, an optional"
+                                       " `start_mask` field (a corrected mask of any size with the photo's aspect"
+                                       " ratio, 0 = background, 255 = subject: refined instead of the model's,"
+                                       " which is not run) and an optional `background_image` field (an image"
+                                       " behind the subject, cover-fitted to the listing canvas)",
                         "content": {
                             "image/*": image,
                             "application/octet-stream": image,
                             "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                                                "properties": {"file": image["schema"],
-                                                                              "start_mask": image["schema"]}}},
+                                                                              "start_mask": image["schema"],
+                                                                              "background_image": image["schema"]}}},
                         },
                     },
                     "responses": {
@@ -269,12 +295,12 @@ async def _read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _multipart_file(request: Request, max_bytes: int) -> tuple[bytes, bytes | None]:
-    """The ``file`` and ``start_mask`` fields of a multipart body, parsed as it streams in (never a
-    second whole copy); both under the one byte cap."""
+async def _multipart_file(request: Request, max_bytes: int) -> tuple[bytes, bytes | None, bytes | None]:
+    """The ``file``, ``start_mask`` and ``background_image`` fields of a multipart body, parsed as it
+    streams in (never a second whole copy); all under the one byte cap."""
     from starlette.formparsers import MultiPartException, MultiPartParser
 
-    parser = MultiPartParser(request.headers, _capped_stream(request, max_bytes), max_files=2, max_fields=16,
+    parser = MultiPartParser(request.headers, _capped_stream(request, max_bytes), max_files=3, max_fields=16,
                              max_part_size=64 * 1024)
     parser.spool_max_size = max_bytes + 1  # keep the file in memory: images never touch the disk
     try:
@@ -288,7 +314,11 @@ async def _multipart_file(request: Request, max_bytes: int) -> tuple[bytes, byte
         mask = form.get("start_mask")
         if isinstance(mask, str):
             raise _Problem(400, "the `start_mask` field must be a file (the mask image), not text")
-        return await upload.read(), (await mask.read() if mask is not None else None)
+        background = form.get("background_image")
+        if isinstance(background, str):
+            raise _Problem(400, "the `background_image` field must be a file (an image), not text or a path")
+        return (await upload.read(), (await mask.read() if mask is not None else None),
+                (await background.read() if background is not None else None))
     finally:
         await form.close()
 
@@ -381,6 +411,7 @@ def api_routes(
     async def cutout(request: Request) -> Response:
         body = b""
         start_mask: bytes | None = None
+        background: bytes | None = None
         try:
             check_caller(request)
             options = options_from_query(list(request.query_params.multi_items()), max_megapixels=mp_cap)
@@ -402,7 +433,7 @@ def api_routes(
                 try:
                     with anyio.fail_after(body_timeout):
                         if ctype == "multipart/form-data":
-                            body, start_mask = await _multipart_file(request, max_bytes)
+                            body, start_mask, background = await _multipart_file(request, max_bytes)
                         else:
                             # Any other type (curl's default form-urlencoded included) is the image
                             # itself: the decoder sniffs the content, as the CLI does.
@@ -420,7 +451,8 @@ def api_routes(
                     assert gate.limiter is not None
                     async with gate.limiter:
                         started = time.perf_counter()
-                        data, confidence = await anyio.to_thread.run_sync(_work, body, options, session, start_mask)
+                        data, confidence = await anyio.to_thread.run_sync(_work, body, options, session, start_mask,
+                                                                           background)
                         gate.seconds = 0.8 * gate.seconds + 0.2 * (time.perf_counter() - started)
                 finally:
                     gate.working -= 1
@@ -472,9 +504,11 @@ def _not_an_image(body: bytes) -> bool:
     return sniff_format(body) is None
 
 
-def _work(body: bytes, options: Options, session: ModelSession,
-          start_mask: bytes | None = None) -> tuple[bytes, Confidence]:
-    """Decode, cut out (from ``start_mask`` when given) and encode, in a worker thread."""
+def _work(body: bytes, options: Options, session: ModelSession, start_mask: bytes | None = None,
+          background: bytes | None = None) -> tuple[bytes, Confidence]:
+    """Decode, cut out (from ``start_mask`` when given) and encode (over ``background``, an
+    uploaded image, when given), in a worker thread."""
+    from ..compose import read_background_image
     from ..imageio import decode
     from ..pipeline import cut, cut_from_mask
     from ..startmask import read_start_mask
@@ -494,12 +528,17 @@ def _work(body: bytes, options: Options, session: ModelSession,
             if not start_mask:
                 raise DecodeError("the start mask is empty (0 bytes): send the mask image in `start_mask`")
             mask = read_start_mask(start_mask, max_megapixels=options.max_megapixels)
+        backdrop = None
+        if background is not None:
+            if not background:
+                raise DecodeError("the background image is empty (0 bytes): send the image in `background_image`")
+            backdrop = read_background_image(background, max_megapixels=options.max_megapixels)
         try:
             if start_mask is not None:
                 result = cut_from_mask(decoded, mask, options=options, session=session)
             else:
                 result = cut(decoded, options=options, session=session)
-            return result.encode(options), result.confidence
+            return result.encode(options, background_image=backdrop), result.confidence
         except AlphacutError:
             raise
         except MemoryError:
