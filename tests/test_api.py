@@ -393,3 +393,30 @@ def test_held_large_uploads_fill_the_byte_budget_not_every_place() -> None:
     assert third == 503 and third_sent == 0  # a third large upload does not fit: refused unread
     assert small == 200  # while a small request still gets in
     assert held == [415, 415]  # and the held ones, once sent, are answered (zeros: not an image)
+
+
+def test_listing_options_preset_and_background_image() -> None:
+    app = _app()
+    photo = solid((120, 90), (30, 60, 90))
+    # A preset, with a query option overriding one of its values.
+    r = asyncio.run(_post(app, url=URL + "?preset=square-white&canvas=300x200&format=jpeg", content=photo))
+    assert r.status_code == 200, r.text
+    px = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert px.shape == (200, 300, 3) and (px[0, 0] >= 250).all()
+    # An uploaded background image (multipart), cover-fitted behind the subject.
+    backdrop = solid((40, 40), (0, 200, 0))
+    r = asyncio.run(_post(app, url=URL + "?crop=true&canvas=1:1&fill=50",
+                          files={"file": ("p.png", photo, "image/png"),
+                                 "background_image": ("b.png", backdrop, "image/png")}))
+    assert r.status_code == 200, r.text
+    px = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert px.shape[0] == px.shape[1] and (px[0, 0] == (0, 200, 0, 255)).all()
+    # Never a server path; a preset that does not exist says which do.
+    r = asyncio.run(_post(app, url=URL + "?background_image=/etc/passwd", content=photo))
+    assert r.status_code == 400 and "multipart field" in r.json()["error"]
+    r = asyncio.run(_post(app, url=URL + "?preset=square", content=photo))
+    assert r.status_code == 400 and "square-white" in r.json()["error"]
+    r = asyncio.run(_post(app, url=URL + "?fill=85", content=photo))
+    assert r.status_code == 400 and "needs a canvas" in r.json()["error"]
+    r = asyncio.run(_post(app, files={"file": ("p.png", photo, "image/png")}, data={"background_image": "b.png"}))
+    assert r.status_code == 400 and "must be a file" in r.json()["error"]

@@ -379,3 +379,17 @@ def test_kill_9_then_rerun_accounts_for_every_input_once(isnet_model_path: Path,
     data = json.loads((out / REPORT_JSON).read_text())
     assert data["counts"]["inputs"] == 7 and data["counts"]["ok"] == 6
     assert data["counts"]["this_run"]["skipped"] >= len(killed_with) - 1  # one may have missed its ledger row
+
+
+def test_listing_preset_over_a_folder(folder: Path, tmp_path: Path) -> None:
+    """Every cutout of the folder becomes the preset's listing photo, in the mirrored tree."""
+    out = tmp_path / "out"
+    options = Options.from_preset("portrait-4x5", canvas="160x200", upscale=True)
+    report = run_batch(folder, out, options=options, session=FakeSession())
+    assert report.as_dict()["counts"]["ok"] == 3
+    for rel in ("a.png", "deep/er/b.png", "deep/c.png"):
+        with Image.open(out / rel) as im:
+            px = np.asarray(im)
+            assert im.size == (160, 200) and (px[0, 0] == (255, 255, 255)).all()
+            cols = np.nonzero((px != 255).any(axis=(0, 2)))[0]
+            assert cols.max() + 1 - cols.min() == 136  # 85 % of 160: the disc upscaled to fill

@@ -314,3 +314,95 @@ def test_glob_and_missing_inputs(tmp_path: Path, isnet_model_path: Path) -> None
     assert code == 1
     assert [r["status"] for r in records].count("ok") == 1
     assert [r["status"] for r in records].count("error") == 2
+
+
+# --- listing photos -------------------------------------------------------------------------------
+
+
+def _dark_photo(path: Path, size: tuple[int, int], colour: tuple[int, int, int] = (30, 60, 90)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path, "JPEG", quality=95)
+    return path
+
+
+def _subject_box(px: np.ndarray) -> tuple[int, int, int, int]:
+    """The box of the pixels that are not near-white."""
+    rows, cols = np.nonzero((px[..., :3].astype(int) < 200).any(axis=2))
+    return int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())
+
+
+def test_cut_listing_photo_of_the_issue(tmp_path: Path, fake_model: FakeSession) -> None:
+    """`cut shoe.jpg -o shoe.jpg --crop --canvas 2000x2000 --fill 85 --background white`: a 2000x2000
+    JPEG, the subject's longer side 1700 px, centred (the stand-in's subject: a 1707-px disc)."""
+    shoe = _dark_photo(tmp_path / "in" / "shoe.jpg", (2560, 2560))
+    out = tmp_path / "out" / "shoe.jpg"
+    out.parent.mkdir()
+    code, _, err = run("cut", str(shoe), "-o", str(out), "--crop", "--canvas", "2000x2000", "--fill", "85",
+                       "--background", "white")
+    assert code == 0, err
+    with Image.open(out) as im:
+        assert im.format == "JPEG" and im.size == (2000, 2000)
+        px = np.asarray(im)
+    x0, y0, x1, y1 = _subject_box(px)
+    assert abs(max(x1 + 1 - x0, y1 + 1 - y0) - 1700) <= 1
+    assert abs((x0 + x1) / 2 - 999.5) <= 1 and abs((y0 + y1) / 2 - 999.5) <= 1
+    assert (px[:100, :100] >= 250).all()
+
+
+def test_cut_listing_flags(tmp_path: Path, fake_model: FakeSession) -> None:
+    photo = _dark_photo(tmp_path / "p.jpg", (300, 300))
+    backdrop = tmp_path / "backdrop.png"
+    Image.new("RGB", (50, 50), (0, 200, 0)).save(backdrop)
+    # A preset with explicit options beside it: the explicit ones win; --canvas none drops the canvas.
+    code, _, err = run("cut", str(photo), "-o", str(tmp_path / "a.png"), "--preset", "square-white",
+                       "--canvas", "400x300", "--fill", "50")
+    assert code == 0, err
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.size == (400, 300)
+        _, y0, _, y1 = _subject_box(np.asarray(im))
+        assert y1 + 1 - y0 == 150  # 50 % of 300
+    code, _, err = run("cut", str(photo), "-o", str(tmp_path / "b.png"), "--preset", "square-white", "--canvas", "none")
+    assert code == 0, err
+    with Image.open(tmp_path / "b.png") as im:
+        assert im.size == (201, 201)  # the crop alone: the stand-in's disc is 201 px wide
+    # --background FILE puts the image behind the subject; --shadow alone is a drop shadow.
+    code, _, err = run("cut", str(photo), "-o", str(tmp_path / "c.png"), "--background", str(backdrop),
+                       "--shadow", "--crop", "--margin", "20px")
+    assert code == 0, err
+    with Image.open(tmp_path / "c.png") as im:
+        px = np.asarray(im)
+        assert im.size == (241, 241) and (px[0, 0, :3] == (0, 200, 0)).all()
+        assert px[222, 120, 1] < 190 and px[5, 120, 1] == 200  # the shadow darkens the green under the disc
+    code, _, err = run("cut", str(photo), "-o", str(tmp_path / "d.png"), "--fill", "85")
+    assert code == 2 and "needs a canvas" in err and "85" in err
+    code, _, err = run("cut", str(photo), "-o", str(tmp_path / "d.png"), "--margin", "5%")
+    assert code == 2 and "needs a crop" in err
+    code, _, err = run("cut", str(photo), "-o", str(tmp_path / "d.png"), "--crop", "--canvas", "4.5:5")
+    assert code == 2 and "'4.5:5'" in err and "4:5" in err
+    code, _, err = run("cut", str(photo), "-o", str(tmp_path / "d.png"), "--preset", "nope")
+    assert code == 2 and "square-white" in err
+
+
+def test_batch_with_a_preset_over_a_folder(tmp_path: Path, fake_model: FakeSession) -> None:
+    for name in ("a.jpg", "sub/b.jpg", "sub/deeper/c.jpg"):
+        _dark_photo(tmp_path / "in" / name, (240, 180))
+    code, _, err = run("batch", str(tmp_path / "in"), str(tmp_path / "out"), "--preset", "square-white",
+                       "--format", "jpeg")
+    assert code == 0, err
+    outputs = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.jpg"))
+    assert outputs == ["a.jpg", "sub/b.jpg", "sub/deeper/c.jpg"]
+    for rel in outputs:
+        with Image.open(tmp_path / "out" / rel) as im:
+            px = np.asarray(im)
+            assert im.size == (2000, 2000) and (px[:50, :50] >= 250).all()
+            x0, _, x1, _ = _subject_box(px)
+            assert x1 + 1 - x0 <= 122 and abs((x0 + x1) / 2 - 999.5) <= 1  # the 120-px disc, not upscaled
+    # The same preset again: all skipped (the ledger knows the options); another canvas redoes them.
+    code, _, err = run("batch", str(tmp_path / "in"), str(tmp_path / "out"), "--preset", "square-white",
+                       "--format", "jpeg")
+    assert code == 0 and fake_model.calls == 3
+    code, _, err = run("batch", str(tmp_path / "in"), str(tmp_path / "out"), "--preset", "square-white",
+                       "--format", "jpeg", "--canvas", "1000x1000")
+    assert code == 0 and fake_model.calls == 6
+    with Image.open(tmp_path / "out" / "a.jpg") as im:
+        assert im.size == (1000, 1000)

@@ -140,10 +140,20 @@ class Options:
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> Options:
-        """The options of preset ``name`` (:data:`alphacut.presets.PRESETS`), ``overrides`` replacing its values."""
+        """The options of preset ``name`` (:data:`alphacut.presets.PRESETS`), ``overrides`` replacing its values.
+
+        Overriding away the canvas (``canvas=None``) or the crop (``crop=False``) drops the
+        preset's values that only apply to them (fill, align, upscale; margin).
+        """
         from .presets import get_preset
 
-        return cls(**{**get_preset(name).values, **overrides})
+        values = dict(get_preset(name).values)
+        dependent = {"canvas": (None, ("fill", "align", "upscale")), "crop": (False, ("margin",))}
+        for key, (off, names) in dependent.items():
+            if key in overrides and overrides[key] == off:
+                for dropped in names:
+                    values.pop(dropped, None)
+        return cls(**{**values, **overrides})
 
     @property
     def flatten_color(self) -> tuple[int, int, int] | None:
