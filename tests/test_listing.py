@@ -223,9 +223,25 @@ def test_blur_background_shows_the_photos_mean_colour(composer: ListingComposer)
     rgba = _square_cutout((300, 200), (120, 80, 180, 120))
     plan = layout(rgba[..., 3], crop=True, canvas="400x400", fill=50)
     out = composer.compose(rgba, plan, background="blur", photo=photo)
-    free = out[[40, 40, 360, 360, 200, 200], [40, 360, 40, 360, 40, 360]]  # away from the borders and the subject
+    # The photo lies behind the canvas at the subject's scale (1): x 50..349, y 100..299. Points
+    # inside it, away from the subject (x 170..229, y 180..219) and from where its edge is extended.
+    free = out[[130, 130, 270, 270, 200, 200], [120, 280, 120, 280, 120, 280]]
     assert (free[:, 3] == 255).all()
     assert np.abs(free[:, :3].astype(int) - (120, 30, 100)).max() <= 3
+
+
+def test_blur_background_keeps_the_subjects_own_surroundings(composer: ListingComposer) -> None:
+    """The photo is placed like the subject: a subject on the red left half stays on red, where a
+    canvas-centred crop of the photo would be half blue."""
+    photo = np.zeros((200, 400, 3), np.uint8)
+    photo[:, :200] = (220, 0, 0)
+    photo[:, 200:] = (0, 0, 220)
+    rgba = _square_cutout((400, 200), (40, 80, 80, 120))
+    plan = layout(rgba[..., 3], crop=True, canvas="200x200", fill=50)
+    out = composer.compose(rgba, plan, background="blur", photo=photo).astype(int)
+    for x in (10, 100, 170):
+        red, blue = out[30, x, 0], out[30, x, 2]
+        assert red > 150 and blue < 60, (x, out[30, x])
 
 
 def test_image_background_is_cover_fitted(composer: ListingComposer) -> None:

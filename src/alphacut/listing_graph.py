@@ -21,7 +21,7 @@ Inputs:
   radius, dx, dy (whole canvas pixels; for ``contact``, dy moves the band's
   centre from the placed box's bottom edge to the subject's).
 - ``photo``: uint8 ``[1, PH, PW, C]`` (C = 3 or 4, alpha ignored), background
-  ``blur`` only: the photo, cover-fitted to the canvas and blurred.
+  ``blur`` only: the photo the cutout came from, placed like the subject and blurred.
 - ``bgimage``: uint8 ``[1, h, w, 3]``, background ``image`` only: cover-fitted.
 
 Output ``out``: uint8 ``[1, CH, CW, 4]``, straight RGBA (alpha 255 everywhere on
@@ -36,8 +36,11 @@ squashes the placed box's alpha to a band ``max(1, (8 th + 50) // 100)`` rows
 high centred on the subject's bottom edge. It is blurred (downscaled by
 ``k = max(1, (blur + 2) // 4)``, two 5x5 box means, upscaled back: a reach of
 about ``blur`` pixels whatever the size) and multiplied by the opacity. The
-background: a colour; the photo cover-fitted, scaled to 64 px on the canvas's
-longer side, three 5x5 box means, upscaled; or the given image cover-fitted.
+background: a colour; the photo scaled and moved exactly like the subject, on a
+grid of 64 px on the canvas's longer side, its border pixels extended where it
+does not reach the canvas's edge (see ``_behind``), three 5x5 box means,
+upscaled: the subject in front of its own surroundings, blurred; or the given
+image cover-fitted.
 Composite (premultiplied): background, then the black shadow (alpha s), then
 the subject; on a transparent background the colours are un-premultiplied
 (alpha = a + s (1 - a)). Rounded once at the end: QuantizeLinear with scale 1
@@ -161,6 +164,54 @@ def _cover(g: _Graph, n: _Ints, image: str, cw: str, ch: str) -> str:
     return g.op("Slice", image, starts, ends, g.i64(1, 2, 3))
 
 
+def _floordiv(g: _Graph, a: str, b: str) -> str:
+    """Floor division of int64 tensors, also for negative ``a`` (int64 Div truncates; Mod floors)."""
+    return g.op("Div", g.sub(a, g.op("Mod", a, b)), b)
+
+
+def _behind(g: _Graph, n: _Ints, photo: str, box: tuple[str, str, str, str], placed: tuple[str, str, str, str],
+            canvas: tuple[str, str], grid: tuple[str, str]) -> str:
+    """The photo as it lies behind the placed subject, on the small ``grid`` (float NHWC), edges extended.
+
+    The photo is scaled and moved exactly like the subject (``k = bw / tw`` photo pixels per canvas
+    pixel, the crop box's centre on the placed box's centre), so the subject sits in front of its own
+    surroundings: no second, differently scaled copy of it shows in the background. Where the photo
+    so placed does not reach the canvas's edge, its border pixels are extended (on the small grid:
+    cheap at any size), which the blur turns into the photo's colours running on.
+    """
+    x0, y0, x1, y1 = box
+    tw, th, ox, oy = placed
+    cw, ch = canvas
+    small_h, small_w = grid
+    ph, pw = n.dim(photo, 1), n.dim(photo, 2)
+    num, den = g.sub(x1, x0), tw
+    two, one, zero = n.c(2), n.c(1), n.c(0)
+
+    def axis(lo: str, hi: str, offset: str, placed_size: str, canvas_size: str, limit: str, cells: str
+             ) -> tuple[str, str, str, str]:
+        # The canvas's extent in photo pixels: start (floor) and size (half up), then the part inside
+        # the photo, then where that part falls on the grid (half up), at least one cell.
+        size = n.max(n.floordiv(g.add(g.mul(two, g.mul(canvas_size, num)), den), g.mul(two, den)), one)
+        centre = g.sub(g.mul(g.add(lo, hi), den), g.mul(g.add(g.mul(two, offset), placed_size), num))
+        start = _floordiv(g, centre, g.mul(two, den))
+        inside0 = n.min(n.max(start, zero), g.sub(limit, one))
+        inside1 = n.max(n.min(g.add(start, size), limit), g.add(inside0, one))
+
+        def cell(x: str) -> str:
+            return n.floordiv(g.add(g.mul(two, g.mul(g.sub(x, start), cells)), size), g.mul(two, size))
+
+        c0 = n.min(cell(inside0), g.sub(cells, one))
+        c1 = n.max(n.min(cell(inside1), cells), g.add(c0, one))
+        return inside0, inside1, c0, c1
+
+    px0, px1, cx0, cx1 = axis(x0, x1, ox, tw, cw, pw, small_w)
+    py0, py1, cy0, cy1 = axis(y0, y1, oy, th, ch, ph, small_h)
+    part = g.op("Slice", photo, g.op("Concat", py0, px0, axis=0), g.op("Concat", py1, px1, axis=0), g.i64(1, 2))
+    small = _resize_nhwc(g, part, g.sub(cy1, cy0), g.sub(cx1, cx0), 3)
+    pads = g.op("Concat", zero, cy0, cx0, zero, zero, g.sub(small_h, cy1), g.sub(small_w, cx1), zero, axis=0)
+    return g.op("Cast", g.op("Pad", small, pads, mode="edge"), to=TensorProto.FLOAT)
+
+
 def build_listing_graph(background: BackgroundKind = "color", shadow: ShadowKind = "none") -> onnx.ModelProto:
     """The listing composition graph for one background kind and one shadow kind (see the module doc)."""
     if background not in BACKGROUND_KINDS:
@@ -198,9 +249,11 @@ def build_listing_graph(background: BackgroundKind = "color", shadow: ShadowKind
         longer = n.max(cw, ch)
         small_h = n.max(n.floordiv(g.add(g.mul(ch, n.c(BLUR_GRID)), g.sub(longer, n.c(1))), longer), n.c(1))
         small_w = n.max(n.floordiv(g.add(g.mul(cw, n.c(BLUR_GRID)), g.sub(longer, n.c(1))), longer), n.c(1))
-        # The cover-fitted photo straight to the small grid (uint8, antialiased), then float.
-        small = _resize_nhwc(g, _cover(g, n, photo, cw, ch), small_h, small_w, 3)
-        bg_rgb = _blur_map(g, g.op("Cast", small, to=TensorProto.FLOAT), 3, ch, cw, small_h, small_w, passes=3)
+        small = _behind(g, n, photo, (x0, y0, x1, y1), (tw, th, ox, oy), (cw, ch), (small_h, small_w))
+        nchw = g.op("Transpose", small, perm=[0, 3, 1, 2])
+        for _ in range(3):
+            nchw = _box(g, nchw, 2)
+        bg_rgb = _resize_nhwc(g, g.op("Transpose", nchw, perm=[0, 2, 3, 1]), ch, cw, 3)
     elif background == "image":
         inputs.append(helper.make_tensor_value_info("bgimage", TensorProto.UINT8, [1, "h", "w", 3]))
         fitted = _resize_nhwc(g, _cover(g, n, "bgimage", cw, ch), ch, cw, 3)
