@@ -65,7 +65,7 @@ _MEDIA_TYPES = {
 }
 
 # Files of static/ served under hashed URLs (index.html, error.html and sw.js are templates).
-_STATIC_ASSETS = ("app.js", "worker.js", "style.css", "icon.svg")
+_STATIC_ASSETS = ("app.js", "worker.js", "touchup.js", "style.css", "icon.svg")
 
 
 @dataclass
@@ -188,6 +188,7 @@ class _Assets:
             "graphs": {"preprocess": pre.url, "postprocess": post.url},
             "runtime": runtime_cfg,
             "worker": static["worker.js"].url,
+            "touchup": static["touchup.js"].url,
             "zip": zip_url,
         }
         # Changes whenever any served file changes: the service worker's version.

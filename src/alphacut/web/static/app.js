@@ -235,7 +235,7 @@ const STATUS_WORDS = { waiting: "Waiting", working: "Working", done: "Done", fai
 
 function storedBytes() {
   let total = 0;
-  for (const item of state.items) total += (item.blob?.size || 0) + (item.png?.size || 0);
+  for (const item of state.items) total += (item.blob?.size || 0) + (item.png?.size || 0) + (item.touchupBytes || 0);
   return total;
 }
 
@@ -370,6 +370,7 @@ async function finishItem(item, maskMsg) {
   state.finishing++;
   setItem(item, "working", "Refining edges and colours");
   try {
+    touchup?.keepModelMask(item, maskMsg.mask, maskMsg.dims); // before the mask goes to the worker
     const msg = await state.image.call({ type: "finish", job: item.imageJob, mask: maskMsg.mask, dims: maskMsg.dims }, [
       maskMsg.mask.buffer,
     ]);
@@ -507,6 +508,7 @@ function clearFinished() {
   state.items = keep;
   if (state.selected && !keep.includes(state.selected)) {
     state.selected = null;
+    touchup?.select(null);
     state.shown = { id: null, result: false };
     ui.viewer.hidden = true;
     for (const canvas of [ui.before, ui.after]) canvas.width = canvas.height = 0;
@@ -531,6 +533,7 @@ let showing = 0;
 async function showSelected() {
   const item = state.selected;
   if (!item) return;
+  touchup?.select(item);
   const token = ++showing;
   ui.viewer.hidden = false;
   ui.details.textContent = item.width ? `${item.name}: ${item.width} × ${item.height} px` : item.name;
@@ -799,6 +802,7 @@ function setExportEnabled() {
   ui.exportButton.textContent = `Download ${ui.format.value.toUpperCase()}`;
   ui.formatNote.hidden = ui.format.value !== "webp";
   ui.downloadAll.disabled = state.busy || !state.items.some((i) => i.status === "done");
+  touchup?.update();
 }
 
 function outputName(name, ext) {
@@ -935,6 +939,22 @@ function setupInput() {
   });
 }
 
+// --- touch-up ----------------------------------------------------------------------
+// Erase and restore brushes on a finished cutout's mask, refined again after each stroke
+// (static/touchup.js). The edited cutout becomes the item's result.
+
+let touchup = null; // its hooks, once loaded
+
+async function setupTouchup() {
+  try {
+    const module = await import(config.touchup);
+    touchup = module.setupTouchup({ state, ui, setStatus, setThumb, save, changed: () => setExportEnabled() });
+  } catch (error) {
+    $("touchup-toggle").hidden = true;
+    console.warn("alphacut: touch-up unavailable:", error);
+  }
+}
+
 // --- offline -------------------------------------------------------------------
 
 async function registerServiceWorker() {
@@ -1007,6 +1027,7 @@ async function main() {
   await registerServiceWorker();
   startImageWorker();
   startModel(ui.backendSelect.value);
+  await setupTouchup(); // after the first status: a file opened meanwhile keeps its message
 }
 
 main();

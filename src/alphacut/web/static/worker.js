@@ -13,6 +13,8 @@
 //                                                    encode PNG, thumbnail
 //               {type: "drop", id}                   forget the prepared image `id`
 //               {type: "webp", id, png}              re-encode a finished PNG as WebP
+//               {type: "touchup", ...}, {type: "touchup-mask", ...}, {type: "touchup-drop"}
+//                                                    refine an edited mask (see "touch-up" below)
 // Messages out: {type: "progress", id?, stage, done?, total?}
 //               {type: "ready", backend, detail, threads, ms}
 //               {type: "prepared", id, input, width, height, thumb, ms}
@@ -53,6 +55,9 @@ self.onmessage = async (event) => {
     else if (msg.type === "finish") await finish(msg);
     else if (msg.type === "drop") jobs.delete(msg.id);
     else if (msg.type === "webp") await encodeWebp(msg);
+    else if (msg.type === "touchup") await touchup(msg);
+    else if (msg.type === "touchup-mask") await encodeMaskPNG(msg);
+    else if (msg.type === "touchup-drop") touchPhoto = null;
   } catch (error) {
     if (msg.id !== undefined) jobs.delete(msg.id);
     const message = describe(error);
@@ -311,6 +316,91 @@ async function encodeWebp(msg) {
   canvas.width = canvas.height = 1;
   if (blob.type !== "image/webp") throw new Error("this browser cannot encode WebP: use PNG");
   post({ type: "encoded", id: msg.id, blob, ms: now() - t });
+}
+
+// --- touch-up (image role) ---------------------------------------------------------
+// The page's touch-up (touchup.js) edits a cutout's mask; each edit is refined here by
+// the same post-processing graph as a cutout (sessions.post) with the edited mask as
+// `mask`, so the edges and colours are re-estimated for it, as the engine's
+// `--start-mask` does. A finished job's pixels are gone: the photo is decoded again from
+// its file, and only the last one is kept, for the next edit of the same photo.
+//
+// {type: "touchup", id, key, blob, mask, maskWidth, maskHeight}
+//   key: names the photo (the page's item); blob: its file; mask: Float32Array, 0..1
+//   -> {type: "touchedup", id, png, width, height, ms}
+// {type: "touchup-mask", id, mask, width, height}: the edited mask (Uint8Array, 0..255)
+//   -> {type: "touchup-mask", id, png}, a grayscale PNG
+// {type: "touchup-drop"}: forget the kept photo
+
+let touchPhoto = null; // {key, pixels, inputAlpha, width, height}
+
+async function touchPixels(key, blob) {
+  if (touchPhoto?.key === key) return touchPhoto;
+  touchPhoto = null;
+  const bitmap = await decode(blob);
+  const { width, height } = bitmap;
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const pixels = new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer);
+  canvas.width = canvas.height = 1;
+  // The same pixels a cutout's refinement saw (see prepare): transparent input pixels
+  // over white, and the input's alpha kept to apply to the result.
+  const n = width * height;
+  let inputAlpha = null;
+  for (let i = 3; i < pixels.length; i += 4) {
+    if (pixels[i] !== 255) {
+      inputAlpha = new Uint8Array(n);
+      break;
+    }
+  }
+  if (inputAlpha) {
+    for (let i = 0; i < n; i++) {
+      const a = pixels[4 * i + 3];
+      inputAlpha[i] = a;
+      if (a !== 255) {
+        const k = a / 255;
+        for (let c = 0; c < 3; c++) pixels[4 * i + c] = Math.round(pixels[4 * i + c] * k + 255 * (1 - k));
+      }
+    }
+  }
+  touchPhoto = { key, pixels, inputAlpha, width, height };
+  return touchPhoto;
+}
+
+async function touchup(msg) {
+  const t = now();
+  const { pixels, inputAlpha, width, height } = await touchPixels(msg.key, msg.blob);
+  const n = width * height;
+  const image = new ort.Tensor("uint8", pixels, [1, height, width, 4]);
+  const mask = new ort.Tensor("float32", msg.mask, [1, 1, msg.maskHeight, msg.maskWidth]);
+  const result = await serial(() => sessions.post.run({ image, mask }, ["alpha", "rgba"]));
+  const out = result.rgba.data;
+  const rgba = new Uint8ClampedArray(out.buffer, out.byteOffset, n * 4);
+  if (inputAlpha) {
+    const alpha = result.alpha.data;
+    for (let i = 0; i < n; i++) rgba[4 * i + 3] = alpha[i] * inputAlpha[i];
+  }
+  const png = await encodePNG(rgba, width, height);
+  post({ type: "touchedup", id: msg.id, png, width, height, ms: now() - t });
+}
+
+// The mask as an 8-bit grayscale PNG: what `alphacut cut --start-mask` reads back exactly.
+async function encodeMaskPNG(msg) {
+  const { mask, width, height } = msg;
+  const ihdr = new Uint8Array(13);
+  const view = new DataView(ihdr.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  ihdr.set([8, 0, 0, 0, 0], 8); // 8-bit grayscale, deflate, no filter, no interlace
+  const rows = new Uint8Array(height * (width + 1)); // each row: filter byte 0, then the row
+  for (let y = 0; y < height; y++) rows.set(mask.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  const stream = new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate"));
+  const data = new Uint8Array(await new Response(stream).arrayBuffer());
+  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), ...pngChunk("IHDR", ihdr)];
+  parts.push(...pngChunk("IDAT", data), ...pngChunk("IEND", new Uint8Array(0)));
+  post({ type: "touchup-mask", id: msg.id, png: new Blob(parts, { type: "image/png" }) });
 }
 
 // --- PNG encoder -----------------------------------------------------------
