@@ -33,6 +33,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import models
 from ..errors import ModelError, RuntimeNotFoundError
 from ..graphs import PostprocessParams, build_postprocess_graph, build_preprocess_graph, to_bytes
+from ..listing_graph import BACKGROUND_KINDS, SHADOW_KINDS, build_listing_graph, graph_name
+from ..presets import PRESETS
 from . import runtime, variants
 from .guards import LOOPBACK_HOSTS, OriginCheck, is_loopback, normalise_host, parse_host
 from .headers import CONTENT_SECURITY_POLICY, SECURITY_HEADERS, raw_headers
@@ -65,7 +67,7 @@ _MEDIA_TYPES = {
 }
 
 # Files of static/ served under hashed URLs (index.html, error.html and sw.js are templates).
-_STATIC_ASSETS = ("app.js", "worker.js", "touchup.js", "style.css", "icon.svg")
+_STATIC_ASSETS = ("app.js", "worker.js", "touchup.js", "listing.js", "style.css", "icon.svg")
 
 
 @dataclass
@@ -128,6 +130,15 @@ class _Assets:
         post_bytes = to_bytes(build_postprocess_graph(PostprocessParams()))
         post = self._add(_bytes_asset("postprocess.onnx", post_bytes))
         self.shell += [pre.url, post.url]
+        # The listing photo's graphs, one per (background, shadow) kind: small, so all are
+        # in the offline shell; the page's layout code is listing.js.
+        listing_graphs: dict[str, str] = {}
+        for background in BACKGROUND_KINDS:
+            for shadow in SHADOW_KINDS:
+                name = graph_name(background, shadow)
+                graph = self._add(_bytes_asset(f"{name}.onnx", to_bytes(build_listing_graph(background, shadow))))
+                listing_graphs[f"{background}-{shadow}"] = graph.url
+                self.shell.append(graph.url)
 
         runtime_cfg: dict[str, dict[str, str]] = {}
         try:
@@ -189,6 +200,7 @@ class _Assets:
             "runtime": runtime_cfg,
             "worker": static["worker.js"].url,
             "touchup": static["touchup.js"].url,
+            "listing": {"module": static["listing.js"].url, "graphs": listing_graphs, "presets": _presets()},
             "zip": zip_url,
         }
         # Changes whenever any served file changes: the service worker's version.
@@ -204,6 +216,11 @@ class _Assets:
     def _add(self, asset: _Asset) -> _Asset:
         self.by_url[asset.url] = asset
         return asset
+
+
+def _presets() -> list[dict[str, Any]]:
+    """The listing presets for the page's menu: name, label, rule and Options values."""
+    return [{"name": p.name, "label": p.label, "rule": p.rule, "values": dict(p.values)} for p in PRESETS.values()]
 
 
 def _json_for_html(data: object) -> str:

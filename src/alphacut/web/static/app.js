@@ -102,7 +102,7 @@ function applySettings(settings) {
     document.querySelector(`input[name="bg"][value="${settings.background}"]`).checked = true;
   }
   if (/^#[0-9a-f]{6}$/i.test(settings.color || "")) ui.bgColor.value = settings.color;
-  if (["png", "webp"].includes(settings.format)) ui.format.value = settings.format;
+  if (["png", "webp", "jpeg"].includes(settings.format)) ui.format.value = settings.format;
   if (["auto", "webgpu", "wasm"].includes(settings.backend)) ui.backendSelect.value = backendSetting = settings.backend;
 }
 
@@ -595,6 +595,7 @@ function showBefore(bitmap) {
   ui.before.getContext("2d").drawImage(bitmap, 0, 0);
   bitmap.close();
   ui.after.getContext("2d").clearRect(0, 0, ui.after.width, ui.after.height);
+  clearListingView();
   ui.dropzone.classList.add("compact");
   sizeStage();
   fit();
@@ -610,6 +611,7 @@ function showAfter(bitmap) {
   state.split = 50;
   ui.split.value = "50";
   applyView();
+  showListing();
 }
 
 // The stage takes the image's shape (up to most of the screen's height), so on a
@@ -618,15 +620,17 @@ function sizeStage() {
   if (!state.width) return;
   const width = ui.stage.clientWidth || ui.viewer.clientWidth;
   const max = Math.min(window.innerHeight * (window.innerWidth < 700 ? 0.6 : 0.7), 760);
-  const scale = Math.min(1, width / state.width);
-  const height = Math.max(180, Math.min(max, state.height * scale));
+  const box = contentBox();
+  const scale = Math.min(1, width / box.w);
+  const height = Math.max(180, Math.min(max, box.h * scale));
   ui.stage.style.height = `${Math.round(height)}px`;
 }
 
 function fitScale() {
   const w = ui.stage.clientWidth;
   const h = ui.stage.clientHeight;
-  return Math.min(w / state.width, h / state.height, 1);
+  const box = contentBox();
+  return Math.min(w / box.w, h / box.h, 1);
 }
 
 function applyView() {
@@ -647,6 +651,7 @@ function applyView() {
   ui.divider.hidden = pending;
   // One finger scrolls the page unless the image is zoomed in (then it pans).
   ui.stage.classList.toggle("zoomed", state.width > 0 && scale > fitScale() * 1.001);
+  applyListingView();
 }
 
 function fit() {
@@ -654,7 +659,8 @@ function fit() {
   const h = ui.stage.clientHeight;
   if (!state.width || !w || !h) return;
   const scale = fitScale();
-  state.view = { scale, x: (w - state.width * scale) / 2, y: (h - state.height * scale) / 2 };
+  const box = contentBox();
+  state.view = { scale, x: (w - box.w * scale) / 2 - box.x * scale, y: (h - box.h * scale) / 2 - box.y * scale };
   applyView();
 }
 
@@ -675,7 +681,7 @@ function setupViewer() {
   $("zoom-in").addEventListener("click", () => zoomTo(state.view.scale * 1.5));
   $("zoom-out").addEventListener("click", () => zoomTo(state.view.scale / 1.5));
   $("zoom-fit").addEventListener("click", fit);
-  $("zoom-100").addEventListener("click", () => zoomTo(1));
+  $("zoom-100").addEventListener("click", () => zoomTo(actualSize()));
   ui.split.addEventListener("input", () => {
     state.split = Number(ui.split.value);
     applyView();
@@ -753,7 +759,7 @@ function setupViewer() {
     if (event.key === "+" || event.key === "=") zoomTo(state.view.scale * 1.5);
     else if (event.key === "-") zoomTo(state.view.scale / 1.5);
     else if (event.key === "0") fit();
-    else if (event.key === "1") zoomTo(1);
+    else if (event.key === "1") zoomTo(actualSize());
     else if (moves[event.key]) {
       state.view.x += moves[event.key][0];
       state.view.y += moves[event.key][1];
@@ -801,11 +807,13 @@ function setExportEnabled() {
   ui.exportButton.disabled = !(item && item.status === "done" && item.png) || state.busy;
   ui.exportButton.textContent = `Download ${ui.format.value.toUpperCase()}`;
   ui.formatNote.hidden = ui.format.value !== "webp";
+  updateListingExport();
   ui.downloadAll.disabled = state.busy || !state.items.some((i) => i.status === "done");
   touchup?.update();
 }
 
 function outputName(name, ext) {
+  if (ext === "jpeg") ext = "jpg";
   const base = (name || "image").replace(/\.[^./\\]+$/, "") || "image";
   return `${base}-cutout.${ext}`;
 }
@@ -822,6 +830,7 @@ function save(blob, name) {
 }
 
 async function encoded(item, format) {
+  if (listingOptions(format) || format === "jpeg") return composeFor(item, format);
   if (format === "png") return { blob: item.png, ms: 0 };
   await state.image.ready;
   return state.image.call({ type: "webp", png: item.png });
@@ -863,7 +872,8 @@ async function downloadAll() {
     const used = new Set();
     const files = [];
     for (const [n, item] of done.entries()) {
-      if (format !== "png") setStatus(`Encoding ${n + 1} of ${done.length} as WebP…`, { progress: n / done.length });
+      if (listingOptions(format)) setStatus(`Composing ${n + 1} of ${done.length}…`, { progress: n / done.length });
+      else if (format !== "png") setStatus(`Encoding ${n + 1} of ${done.length} as ${format === "jpeg" ? "JPEG" : "WebP"}…`, { progress: n / done.length });
       const { blob } = await encoded(item, format);
       let name = outputName(item.name, format);
       for (let k = 2; used.has(name.toLowerCase()); k++) name = outputName(`${item.name.replace(/\.[^.]+$/, "")}-${k}`, format);
@@ -937,6 +947,212 @@ function setupInput() {
     setStatus("Switching backend…", { progress: true });
     startModel(ui.backendSelect.value);
   });
+}
+
+// --- listing photo ---------------------------------------------------------------
+// With listing options (a preset, a crop, a canvas, a background, a shadow), the after
+// view and every download are the listing photo, composed in the image worker by the
+// engine's own graphs (static/listing.js has the layout and the controls). The after
+// view shows it in the photo's place: where its crop box lies in the photo, scaled by
+// the layout, so the divider compares the same subject.
+
+let listingUi = null; // the controls (listing.js), once loaded
+const listingView = {
+  canvas: $("listing-after"),
+  geometry: null, // where the listing canvas lies, in photo pixels: {x, y, w, h, sx, sy}
+  shown: "", // what the canvas holds (item, cutout, options)
+  busy: false,
+  again: false,
+};
+const pngKeys = new WeakMap(); // cutout PNG -> a number naming it in the worker
+let nextPngKey = 1;
+
+function pngKey(png) {
+  if (!pngKeys.has(png)) pngKeys.set(png, nextPngKey++);
+  return String(pngKeys.get(png));
+}
+
+async function setupListing() {
+  try {
+    const listing = await import(config.listing.module);
+    listingUi = listing.setupControls({
+      presets: config.listing.presets || [],
+      setFormat: (format) => {
+        if (![...ui.format.options].some((o) => o.value === format)) return;
+        ui.format.value = format;
+        setExportEnabled();
+        saveSettings();
+      },
+      onChange: () => showListing(),
+    });
+    watchTouchup();
+  } catch (error) {
+    $("listing-panel").hidden = true;
+    console.warn("alphacut: listing photos unavailable:", error);
+  }
+}
+
+// The listing options in effect (null: the plain cutout). JPEG has no transparency: a
+// transparent listing photo is composed on white then, as the engine does.
+function listingOptions(format = ui.format.value) {
+  const options = listingUi?.options() ?? null;
+  if (options && format === "jpeg" && !options.background) options.background = "#ffffff";
+  return options;
+}
+
+function listingWanted(item) {
+  const options = listingOptions();
+  const bg = options?.background === "image" ? listingUi.backgroundImage()?.key : null;
+  return options ? JSON.stringify([item.id, pngKey(item.png), options, bg]) : "";
+}
+
+// The cutout (or its listing photo) of `item` as `output`: "bitmap", "png", "webp", "jpeg".
+async function composeFor(item, output) {
+  await state.image.ready;
+  const options = listingOptions(output === "bitmap" ? ui.format.value : output);
+  const bg = options?.background === "image" ? listingUi.backgroundImage() : null;
+  return state.image.call({
+    type: "compose",
+    key: pngKey(item.png),
+    png: item.png,
+    photo: options?.background === "blur" ? item.blob : null,
+    bg,
+    options,
+    output,
+    quality: listingUi?.quality() ?? 95,
+  });
+}
+
+// The touch-up edits the cutout itself: while it is open the after view is the cutout.
+const listingPaused = () => ui.stage.classList.contains("touchup");
+const listingGeometry = () => (listingPaused() ? null : listingView.geometry);
+
+// The area the viewer fits: the listing canvas when one is shown, else the photo.
+function contentBox() {
+  const g = listingGeometry();
+  return g ? { x: g.x, y: g.y, w: g.w, h: g.h } : { x: 0, y: 0, w: state.width, h: state.height };
+}
+
+// "Actual size": one pixel of what is downloaded per screen pixel.
+function actualSize() {
+  const g = listingGeometry();
+  return g ? 1 / g.sx : 1;
+}
+
+// The checkerboard behind the after view covers what it shows; the viewer fits it.
+function refitListing() {
+  const g = listingGeometry();
+  const canvas = listingView.canvas;
+  ui.afterBg.style.width = `${g ? canvas.width : state.width}px`;
+  ui.afterBg.style.height = `${g ? canvas.height : state.height}px`;
+  sizeStage();
+  fit();
+}
+
+function applyListingView() {
+  const g = listingGeometry();
+  if (!g) return;
+  const { scale, x, y } = state.view;
+  const k = scale * g.sx;
+  const transform = `translate(${x + g.x * scale}px, ${y + g.y * scale}px) scale(${k}, ${scale * g.sy})`;
+  listingView.canvas.style.transform = transform;
+  ui.afterBg.style.transform = transform;
+  ui.afterBg.style.backgroundSize = `${16 / k}px ${16 / k}px`;
+  listingView.canvas.classList.toggle("pixelated", k >= 2);
+  ui.zoomLevel.textContent = `${Math.round(k * 100)}%`;
+}
+
+function clearListingView() {
+  listingView.shown = "";
+  if (!listingView.geometry) return;
+  listingView.geometry = null;
+  ui.stage.classList.remove("listing");
+  listingView.canvas.width = listingView.canvas.height = 0;
+  ui.afterBg.style.width = `${state.width}px`;
+  ui.afterBg.style.height = `${state.height}px`;
+}
+
+// The touch-up opening or closing: fit the cutout, or show (and recompose) the listing photo.
+function watchTouchup() {
+  let paused = listingPaused();
+  new MutationObserver(() => {
+    if (paused === listingPaused()) return;
+    paused = listingPaused();
+    if (state.width) refitListing();
+    if (!paused) showListing();
+  }).observe(ui.stage, { attributes: true, attributeFilter: ["class"] });
+}
+
+// Shows the listing photo of the item under review (again when a setting changed).
+async function showListing() {
+  const item = state.selected;
+  if (!listingUi || !item || item.status !== "done" || !item.png || state.shown.id !== item.id) return;
+  if (listingPaused()) return;
+  const want = listingWanted(item);
+  if (!want) {
+    if (listingView.geometry) {
+      clearListingView();
+      refitListing();
+    }
+    return;
+  }
+  if (want === listingView.shown) return;
+  if (listingView.busy) {
+    listingView.again = true;
+    return;
+  }
+  listingView.busy = true;
+  try {
+    const msg = await composeFor(item, "bitmap");
+    const stillWanted = state.selected === item && state.shown.id === item.id && want === listingWanted(item) &&
+      !listingPaused();
+    if (!stillWanted) {
+      msg.bitmap.close();
+      return;
+    }
+    drawListing(msg);
+    listingView.shown = want;
+    if (msg.warnings?.length) setStatus(`${item.name}: ${msg.warnings.join("; ")}.`, { time: backendLabel() });
+    // Read by the tests.
+    document.body.dataset.composed = want;
+    document.body.dataset.composedSize = `${msg.width}x${msg.height}`;
+  } catch (error) {
+    setStatus(`The listing photo of ${item.name} failed: ${error.message}`, { error: true });
+  } finally {
+    listingView.busy = false;
+    if (listingView.again) {
+      listingView.again = false;
+      showListing();
+    }
+  }
+}
+
+function drawListing({ bitmap, width, height, layout }) {
+  const canvas = listingView.canvas;
+  canvas.width = width;
+  canvas.height = height;
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const [x0, y0, x1, y1] = layout.box;
+  const [tw, th] = layout.size;
+  const [ox, oy] = layout.offset;
+  const sx = (x1 - x0) / tw;
+  const sy = (y1 - y0) / th;
+  const g = { x: x0 - ox * sx, y: y0 - oy * sy, w: width * sx, h: height * sy, sx, sy };
+  const old = listingView.geometry;
+  listingView.geometry = g;
+  ui.stage.classList.add("listing");
+  if (!old || ["x", "y", "w", "h"].some((k) => Math.abs(old[k] - g[k]) > 1e-6)) refitListing();
+  else applyView();
+}
+
+function updateListingExport() {
+  const jpeg = ui.format.value === "jpeg";
+  $("quality-label").hidden = !jpeg;
+  $("jpeg-note").hidden = !jpeg;
+  showListing(); // a transparent listing photo shows white for JPEG
 }
 
 // --- touch-up ----------------------------------------------------------------------
@@ -1027,6 +1243,7 @@ async function main() {
   await registerServiceWorker();
   startImageWorker();
   startModel(ui.backendSelect.value);
+  await setupListing(); // after the first status too
   await setupTouchup(); // after the first status: a file opened meanwhile keeps its message
 }
 

@@ -15,12 +15,16 @@
 //               {type: "webp", id, png}              re-encode a finished PNG as WebP
 //               {type: "touchup", ...}, {type: "touchup-mask", ...}, {type: "touchup-drop"}
 //                                                    refine an edited mask (see "touch-up" below)
+//               {type: "compose", id, key, png, photo, bg, options, output, quality}
+//                                                    the listing photo of a finished cutout
+//                                                    (see "listing photos" below)
 // Messages out: {type: "progress", id?, stage, done?, total?}
 //               {type: "ready", backend, detail, threads, ms}
 //               {type: "prepared", id, input, width, height, thumb, ms}
 //               {type: "mask", id, mask, ms}
 //               {type: "finished", id, png, thumb, width, height, timings}
 //               {type: "encoded", id, blob, ms}
+//               {type: "composed", id, bitmap?, blob?, width, height, layout, warnings, ms}
 //               {type: "error", id?, message, fallback}
 
 let ort = null;
@@ -30,6 +34,7 @@ let role = "model";
 let config = null;
 const jobs = new Map(); // image role: id -> {pixels, inputAlpha, width, height}
 let lock = Promise.resolve(); // onnxruntime calls of this worker, one at a time
+let cpuOptions = null; // onnxruntime session options on the CPU (set by init)
 
 // Beyond this the post-processing at full resolution does not fit the 4 GiB a
 // WebAssembly page may use; the Python engine (`alphacut cut`) has no such limit.
@@ -58,6 +63,7 @@ self.onmessage = async (event) => {
     else if (msg.type === "touchup") await touchup(msg);
     else if (msg.type === "touchup-mask") await encodeMaskPNG(msg);
     else if (msg.type === "touchup-drop") touchPhoto = null;
+    else if (msg.type === "compose") await compose(msg);
   } catch (error) {
     if (msg.id !== undefined) jobs.delete(msg.id);
     const message = describe(error);
@@ -145,12 +151,12 @@ async function init(msg) {
   ort.env.wasm.numThreads = threads;
   // logSeverityLevel 3: errors only (warnings would land in the console as errors).
   // No spinning: the two workers share the cores, and a spinning idle pool steals them.
-  const cpu = {
+  const cpu = (cpuOptions = {
     executionProviders: ["wasm"],
     graphOptimizationLevel: "all",
     logSeverityLevel: 3,
     extra: { session: { intra_op: { allow_spinning: "0" } } },
-  };
+  });
   if (role === "image") {
     const [pre, postGraph] = await Promise.all([
       fetchBytes(config.graphs.preprocess),
@@ -316,6 +322,272 @@ async function encodeWebp(msg) {
   canvas.width = canvas.height = 1;
   if (blob.type !== "image/webp") throw new Error("this browser cannot encode WebP: use PNG");
   post({ type: "encoded", id: msg.id, blob, ms: now() - t });
+}
+
+// --- listing photos (image role) ------------------------------------------------
+// The cutout placed on a canvas over a background, with a shadow: the layout from
+// listing.js (the engine's alphacut.listing, ported exactly), the pixels from the
+// listing graphs (the engine's own), so the page gives the engine's listing photo.
+//
+// {type: "compose", id, key, png, photo, bg, options, output, quality}
+//   key:     names this cutout (a new PNG, after an edit, gets a new key)
+//   png:     the cutout (this worker's own PNG); photo: the original file (blur only);
+//   bg:      {key, blob}, the background image the user opened (image only)
+//   options: the listing options (listing.js DEFAULTS' names), or null: the cutout as it is
+//   output:  "bitmap" (to show), or "png" | "webp" | "jpeg" (a file; quality 1..100 for JPEG)
+// Only the last cutout, photo, background image and result are kept (re-decoded when
+// another one is asked for): a job's pixels are gone once it is finished.
+
+let listingModule = null;
+const listingGraphs = new Map(); // graph name -> Promise<InferenceSession>
+const listingCache = { source: null, photo: null, bg: null, result: null };
+
+async function listingLayout() {
+  listingModule ??= await import(config.listing.module);
+  return listingModule;
+}
+
+function listingSession(name) {
+  let session = listingGraphs.get(name);
+  if (!session) {
+    const url = config.listing?.graphs?.[name];
+    if (!url) return Promise.reject(new Error(`this page has no listing graph ${name}`));
+    session = fetchBytes(url).then((bytes) => ort.InferenceSession.create(bytes, cpuOptions));
+    session.catch(() => listingGraphs.delete(name));
+    listingGraphs.set(name, session);
+  }
+  return session;
+}
+
+async function pixelsOf(blob) {
+  const bitmap = await decode(blob);
+  const { width, height } = bitmap;
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const rgba = new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer);
+  canvas.width = canvas.height = 1;
+  return { rgba, width, height };
+}
+
+async function listingSource(key, png) {
+  if (listingCache.source?.key !== key) {
+    listingCache.source = null;
+    listingCache.result = null;
+    const { rgba, width, height } = await decodePNG(png);
+    const alpha = new Uint8Array(width * height);
+    for (let i = 0; i < alpha.length; i++) alpha[i] = rgba[4 * i + 3];
+    listingCache.source = { key, rgba, alpha, width, height, subject: undefined };
+  }
+  return listingCache.source;
+}
+
+async function compose(msg) {
+  const t = now();
+  const listing = await listingLayout();
+  const source = await listingSource(msg.key, msg.png);
+  const options = msg.options;
+  const signature = JSON.stringify([msg.key, options, options?.background === "image" ? msg.bg?.key : null]);
+  let result = listingCache.result;
+  if (result?.signature !== signature) {
+    listingCache.result = null;
+    const { rgba, width, height } = source;
+    const identity = { box: [0, 0, width, height], size: [width, height], canvas: [width, height], offset: [0, 0] };
+    const color = listing.flattenColor(options);
+    if (color) result = { rgba: flatten(rgba, color), width, height, layout: identity, warnings: [] };
+    else if (options) result = await composeListing(listing, source, msg);
+    else result = { rgba, width, height, layout: identity, warnings: [] };
+    result.signature = signature;
+    listingCache.result = result;
+  }
+  const { rgba, width, height } = result;
+  const answer = { type: "composed", id: msg.id, width, height, layout: result.layout, warnings: result.warnings };
+  if (msg.output === "bitmap") {
+    const pixels = new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, width * height * 4);
+    answer.bitmap = await createImageBitmap(new ImageData(pixels, width, height), { premultiplyAlpha: "premultiply" });
+    answer.ms = now() - t;
+    post(answer, [answer.bitmap]);
+    return;
+  }
+  // JPEG has no alpha: what is not opaque is flattened over white (the engine's JPEG).
+  const opaque = (() => {
+    for (let i = 3; i < rgba.length; i += 4) if (rgba[i] !== 255) return false;
+    return true;
+  })();
+  const pixels = msg.output === "jpeg" && !opaque ? flatten(rgba, [255, 255, 255]) : rgba;
+  answer.blob = await encodeRGBA(pixels, width, height, msg.output, msg.quality);
+  answer.ms = now() - t;
+  post(answer);
+}
+
+async function composeListing(listing, source, msg) {
+  const options = msg.options;
+  const { width, height } = source;
+  const subjectOf = () => (source.subject === undefined ? (source.subject = listing.subjectBox(source.alpha, width, height)) : source.subject);
+  const lay = listing.layout(source.alpha, width, height, options, subjectOf);
+  const [cw, ch] = lay.canvas;
+  if (cw > MAX_SIDE || ch > MAX_SIDE || cw * ch > MAX_PIXELS) {
+    throw new Error(`a ${cw} × ${ch} canvas is more than a browser tab can make: choose a smaller canvas, or use alphacut cut`);
+  }
+  const name = listing.graphName(options);
+  const session = await listingSession(name);
+  const feeds = {
+    rgba: new ort.Tensor("uint8", source.rgba, [1, height, width, 4]),
+    layout: new ort.Tensor("int64", listing.layoutVector(lay), [10]),
+    style: new ort.Tensor("float32", listing.styleVector(options, lay), [8]),
+  };
+  if (!session.inputNames.includes("photo")) listingCache.photo = null; // only the blur needs it
+  else {
+    if (!msg.photo) throw new Error("the blurred background needs the original photo");
+    if (listingCache.photo?.key !== msg.key) {
+      listingCache.photo = null;
+      const photo = await pixelsOf(msg.photo);
+      listingCache.photo = { key: msg.key, ...photo };
+    }
+    const photo = listingCache.photo;
+    feeds.photo = new ort.Tensor("uint8", photo.rgba, [1, photo.height, photo.width, 4]);
+  }
+  if (session.inputNames.includes("bgimage")) {
+    if (!msg.bg) throw new Error("open a background image first");
+    if (listingCache.bg?.key !== msg.bg.key) {
+      listingCache.bg = null;
+      const image = await pixelsOf(msg.bg.blob);
+      const rgb = new Uint8Array(image.width * image.height * 3);
+      for (let i = 0, j = 0; j < rgb.length; i += 4, j += 3) {
+        rgb[j] = image.rgba[i];
+        rgb[j + 1] = image.rgba[i + 1];
+        rgb[j + 2] = image.rgba[i + 2];
+      }
+      listingCache.bg = { key: msg.bg.key, rgb, width: image.width, height: image.height };
+    }
+    const bg = listingCache.bg;
+    feeds.bgimage = new ort.Tensor("uint8", bg.rgb, [1, bg.height, bg.width, 3]);
+  }
+  const out = await serial(() => session.run(feeds, ["out"]));
+  const data = out.out.data;
+  const layoutInfo = { box: lay.box, size: lay.size, canvas: lay.canvas, offset: lay.offset };
+  return { rgba: data, width: cw, height: ch, layout: layoutInfo, warnings: lay.warnings };
+}
+
+// The cutout over an opaque colour, as the engine's encoder flattens it (imageio.encode:
+// float32 arithmetic, rounded half to even), so a flattened export has the engine's pixels.
+function flatten(rgba, [r, g, b]) {
+  const f = Math.fround;
+  const rint = (x) => {
+    const n = Math.round(x);
+    return n - x === 0.5 && n % 2 !== 0 ? n - 1 : n;
+  };
+  // table[c][A * 256 + V]: channel c of value V at alpha A.
+  const table = [r, g, b].map((bgValue) => {
+    const bg = f(bgValue / 255);
+    const t = new Uint8Array(65536);
+    for (let A = 0; A < 256; A++) {
+      const a = f(A / 255);
+      const behind = f(bg * f(1 - a));
+      for (let V = 0; V < 256; V++) t[A * 256 + V] = rint(f(f(f(f(V / 255) * a) + behind) * 255));
+    }
+    return t;
+  });
+  const out = new Uint8Array(rgba.length);
+  for (let i = 0; i < rgba.length; i += 4) {
+    const A = rgba[i + 3] * 256;
+    out[i] = table[0][A + rgba[i]];
+    out[i + 1] = table[1][A + rgba[i + 1]];
+    out[i + 2] = table[2][A + rgba[i + 2]];
+    out[i + 3] = 255;
+  }
+  return out;
+}
+
+// Straight RGBA -> a file: PNG (exact), WebP (the browser's lossless encoder) or JPEG
+// (opaque pixels only; quality 1..100).
+async function encodeRGBA(rgba, width, height, format, quality = 95) {
+  if (format === "png") return encodePNG(rgba, width, height);
+  if (format === "webp" && (width > 16383 || height > 16383)) {
+    throw new Error("WebP cannot hold images wider or taller than 16383 pixels: use PNG");
+  }
+  const pixels = new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, width * height * 4);
+  const canvas = new OffscreenCanvas(width, height);
+  canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
+  const type = format === "jpeg" ? "image/jpeg" : "image/webp";
+  // WebP quality 1 selects the lossless encoder (the page's WebP is the lossless one).
+  const blob = await canvas.convertToBlob({ type, quality: format === "jpeg" ? Math.min(100, Math.max(1, quality)) / 100 : 1 });
+  canvas.width = canvas.height = 1;
+  if (blob.type !== type) throw new Error(`this browser cannot encode ${format.toUpperCase()}: use PNG`);
+  return blob;
+}
+
+// --- PNG decoder -----------------------------------------------------------
+// Reads this worker's own PNGs (8-bit RGBA, not interlaced) exactly: a canvas would
+// premultiply, rounding the colours of nearly transparent pixels. Any other PNG goes
+// through the browser's decoder.
+
+async function decodePNG(blob) {
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  const view = new DataView(bytes.buffer);
+  const signature = [137, 80, 78, 71, 13, 10, 26, 10];
+  const ours = signature.every((b, i) => bytes[i] === b) && bytes.length > 33 &&
+    view.getUint32(16) > 0 && bytes[24] === 8 && bytes[25] === 6 && bytes[28] === 0;
+  if (!ours) return pixelsOf(blob);
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  const stream = new DecompressionStream("deflate");
+  const writer = stream.writable.getWriter();
+  const writing = (async () => {
+    for (let at = 8; at + 8 <= bytes.length;) {
+      const length = view.getUint32(at);
+      const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+      if (type === "IDAT") await writer.write(bytes.subarray(at + 8, at + 8 + length));
+      if (type === "IEND") break;
+      at += 12 + length;
+    }
+    await writer.close();
+  })();
+  const stride = width * 4;
+  const rgba = new Uint8Array(stride * height);
+  const reader = stream.readable.getReader();
+  let row = 0;
+  let filter = -1;
+  let x = 0; // bytes of the current row read so far
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    for (let i = 0; i < value.length && row < height;) {
+      if (filter < 0) {
+        filter = value[i++];
+        x = 0;
+        continue;
+      }
+      const n = Math.min(stride - x, value.length - i);
+      const dst = row * stride;
+      for (let k = 0; k < n; k++, x++) {
+        const raw = value[i + k];
+        const left = x >= 4 ? rgba[dst + x - 4] : 0;
+        const up = row > 0 ? rgba[dst - stride + x] : 0;
+        const ul = row > 0 && x >= 4 ? rgba[dst - stride + x - 4] : 0;
+        let v;
+        if (filter === 0) v = raw;
+        else if (filter === 1) v = raw + left;
+        else if (filter === 2) v = raw + up;
+        else if (filter === 3) v = raw + ((left + up) >> 1);
+        else {
+          const p = left + up - ul;
+          const pa = Math.abs(p - left), pb = Math.abs(p - up), pc = Math.abs(p - ul);
+          v = raw + (pa <= pb && pa <= pc ? left : pb <= pc ? up : ul);
+        }
+        rgba[dst + x] = v;
+      }
+      i += n;
+      if (x === stride) {
+        row++;
+        filter = -1;
+      }
+    }
+  }
+  await writing;
+  if (row < height) throw new Error("this PNG is cut short");
+  return { rgba, width, height };
 }
 
 // --- touch-up (image role) ---------------------------------------------------------
