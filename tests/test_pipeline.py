@@ -14,7 +14,6 @@ from alphacut import Options, Session, remove_background
 from alphacut.graphs import PostprocessParams
 from alphacut.imageio import decode
 
-pytestmark = pytest.mark.model
 DATA = Path(__file__).parent / "data"
 BACKGROUNDS = {
     "real": None,
@@ -44,6 +43,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((x & y).sum() / max((x | y).sum(), 1))
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("background", sorted(BACKGROUNDS))
 def test_lemur_composites_match_the_true_alpha(session: Session, background: str) -> None:
     photo, truth = lemur(background)
@@ -53,6 +53,7 @@ def test_lemur_composites_match_the_true_alpha(session: Session, background: str
     assert float(np.abs(cutout.alpha - truth).mean()) <= 0.04
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("name", ["girl-1.jpg", "car-3.jpg", "animal-2.jpg"])
 def test_real_photos_give_a_plausible_soft_matte(session: Session, name: str) -> None:
     cutout = remove_background(DATA / "photos" / name, session=session)
@@ -67,6 +68,7 @@ def test_real_photos_give_a_plausible_soft_matte(session: Session, name: str) ->
     assert np.array_equal(cutout.rgba[..., 3], np.round(a * 255).astype(np.uint8))
 
 
+@pytest.mark.model
 def test_no_subject_stays_transparent(session: Session) -> None:
     """A flat image has no subject: the matte must not be stretched into an opaque blob."""
     flat = np.full((300, 400, 3), 128, np.uint8)
@@ -74,6 +76,7 @@ def test_no_subject_stays_transparent(session: Session) -> None:
     assert cutout.alpha.mean() < 0.2
 
 
+@pytest.mark.model
 def test_every_input_kind_gives_the_same_cutout(session: Session) -> None:
     path = DATA / "photos/car-3.jpg"
     by_path = remove_background(path, session=session)
@@ -84,6 +87,7 @@ def test_every_input_kind_gives_the_same_cutout(session: Session) -> None:
         assert np.array_equal(other.rgba, by_path.rgba)
 
 
+@pytest.mark.model
 def test_exports_are_deterministic(session: Session) -> None:
     path = DATA / "photos/girl-1.jpg"
     first = remove_background(path, session=session)
@@ -93,6 +97,7 @@ def test_exports_are_deterministic(session: Session) -> None:
         assert first.encode(opts) == second.encode(opts)
 
 
+@pytest.mark.model
 def test_existing_transparency_is_kept(session: Session) -> None:
     plants = decode(DATA / "photos/plants-1.jpg")  # a PNG with an (opaque) alpha channel
     assert plants.has_alpha
@@ -104,6 +109,7 @@ def test_existing_transparency_is_kept(session: Session) -> None:
     assert cutout.alpha[:, 200:250].mean() > 0.2, "the subject beside the band is still found"
 
 
+@pytest.mark.model
 def test_16bit_in_16bit_out(session: Session) -> None:
     import cv2
 
@@ -121,6 +127,7 @@ def test_16bit_in_16bit_out(session: Session) -> None:
     assert len(np.unique(out[..., 0][inside] % 257)) > 50
 
 
+@pytest.mark.model
 def test_options_change_the_result(session: Session) -> None:
     photo, _ = lemur("green")
     refined = remove_background(photo, session=session)
@@ -130,6 +137,7 @@ def test_options_change_the_result(session: Session) -> None:
     assert np.array_equal(raw.rgba[..., :3], photo)
 
 
+@pytest.mark.model
 def test_mask_and_jpeg_exports(session: Session) -> None:
     cutout = remove_background(DATA / "photos/girl-1.jpg", session=session)
     mask = Image.open(io.BytesIO(cutout.encode(Options(mask=True))))
@@ -284,6 +292,7 @@ def test_start_mask_refusals_say_what_to_do() -> None:
     assert fake.calls == 0 and len(fake.post_masks) == 1, "only the mask that fits was refined"
 
 
+@pytest.mark.model
 def test_start_mask_with_a_region_removed(session: Session) -> None:
     """The model's own mask with a part erased (what a person fixing it does) gives a cutout
     with nothing left there, and the model's cutout everywhere else."""
