@@ -61,6 +61,7 @@ def main() -> None:
         return np.asarray(Image.open(photos / name).convert("RGB"))
 
     examples: dict[str, np.ndarray] = {}
+    examples["unsure"] = load("plants-1.jpg")
     examples["flyaway-hair"] = load("girl-2.jpg")
     examples["glass"] = load("car-1.jpg")
     # Motion blur: a real photo smeared by a 41-px horizontal line kernel.
