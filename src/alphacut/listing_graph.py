@@ -66,7 +66,6 @@ __all__ = [
     "ListingComposer",
     "ShadowKind",
     "build_listing_graph",
-    "compose",
     "default_composer",
     "graph_name",
     "style_vector",
@@ -388,27 +387,3 @@ def default_composer() -> ListingComposer:
         if not _default:
             _default.append(ListingComposer())
         return _default[0]
-
-
-def compose(
-    rgba: np.ndarray,
-    layout: Layout,
-    *,
-    background: BackgroundKind = "transparent",
-    color: tuple[int, int, int] | None = None,
-    shadow: ShadowKind = "none",
-    shadow_opacity: float = 0.35,
-    photo: np.ndarray | None = None,
-    bgimage: np.ndarray | None = None,
-) -> np.ndarray:
-    """:meth:`ListingComposer.compose` on the :func:`default_composer`."""
-    return default_composer().compose(
-        rgba,
-        layout,
-        background=background,
-        color=color,
-        shadow=shadow,
-        shadow_opacity=shadow_opacity,
-        photo=photo,
-        bgimage=bgimage,
-    )
