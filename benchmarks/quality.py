@@ -2,7 +2,8 @@
 
     python benchmarks/quality.py                          # every set, raw / default / rembg
     python benchmarks/quality.py --sets ecssd,products    # some sets
-    python benchmarks/quality.py --methods raw,default,alphacut:edges=crisp
+    python benchmarks/quality.py --methods raw,default,alphacut:foreground=false
+    python benchmarks/quality.py --methods default,post:clamp_radius=4,fine_fit=0.4/0.8
     python benchmarks/quality.py --limit 10               # the first 10 photos of each set
     python benchmarks/quality.py --write                  # also update RESULTS.md
 
@@ -25,8 +26,12 @@ Methods (``--methods``, columns): ``raw`` (``alphacut:refine=false``, what
 (``alphacut``: the current default options, whatever they do), ``rembg``
 (``new_session("dis_custom", model_path=...)`` and ``remove()``), and any
 ``alphacut:key=value,...`` (fields of :class:`alphacut.Options`, e.g.
-``alphacut:edges=crisp``). alphacut runs through :func:`alphacut.remove_background`,
-so a column measures exactly what the library and the CLI do.
+``alphacut:foreground=false``). alphacut runs through :func:`alphacut.remove_background`,
+so a column measures exactly what the library and the CLI do. ``post:key=value,...``
+runs the post-processing graphs alone with those fields of
+:class:`alphacut.graphs.PostprocessParams` changed (tuples as ``low/high``, e.g.
+``post:clamp_radius=4,fine_fit=0.4/0.8``): for trying refinement settings that no
+option exposes.
 
 Metrics per photo, averaged per set:
 
@@ -66,6 +71,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -84,6 +90,7 @@ from common import ROOT, machine, write_section
 
 sys.path.insert(0, str(ROOT / "src"))
 from alphacut import models
+from alphacut.graphs import PostprocessParams
 from alphacut.options import Options
 from alphacut.pipeline import remove_background
 from alphacut.session import Session
@@ -568,29 +575,46 @@ class Result:
     needs_review: bool | None = None
 
 
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if "/" in text:
+        return tuple(_value(part) for part in text.split("/"))
+    try:
+        return float(text) if "." in text or "e-" in low else int(text)
+    except ValueError:
+        return text
+
+
+def split_methods(text: str) -> list[str]:
+    """``raw,post:a=1,b=2,default`` -> ``["raw", "post:a=1,b=2", "default"]``: a comma starts a new
+    method only where a method's name follows it (key=value lists have commas of their own)."""
+    parts = re.split(r",(?=\s*(?:raw|default|rembg|alphacut|post)\s*(?:[:,]|$))", text)
+    return [p.strip() for p in parts if p.strip()]
+
+
 def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
-    """``raw``, ``default``, ``rembg`` or ``alphacut[:key=value,...]`` -> (kind, Options fields)."""
+    """``raw``, ``default``, ``rembg``, ``alphacut[:key=value,...]`` (Options fields) or
+    ``post[:key=value,...]`` (PostprocessParams fields) -> (kind, fields)."""
     spec = ALIASES.get(spec, spec)
     if spec == "rembg":
         return "rembg", {}
     kind, _, rest = spec.partition(":")
-    if kind != "alphacut":
-        raise ValueError(f"unknown method {spec!r}: use raw, default, rembg or alphacut:key=value,...")
-    fields = {f.name: f for f in dataclasses.fields(Options)}
+    if kind not in ("alphacut", "post"):
+        raise ValueError(
+            f"unknown method {spec!r}: use raw, default, rembg, alphacut:key=value,... or post:key=value,..."
+        )
+    fields = {f.name for f in dataclasses.fields(Options if kind == "alphacut" else PostprocessParams)}
     kwargs: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         if not eq or key not in fields:
-            raise ValueError(f"bad option {item!r} in {spec!r}: use key=value with keys from {', '.join(fields)}")
-        low = value.lower()
-        if low in ("true", "false"):
-            kwargs[key] = low == "true"
-        else:
-            try:
-                kwargs[key] = float(value) if "." in value else int(value)
-            except ValueError:
-                kwargs[key] = value
-    return "alphacut", kwargs
+            raise ValueError(f"bad option {item!r} in {spec!r}: use key=value with keys from {', '.join(sorted(fields))}")
+        kwargs[key] = _value(value)
+    if kind == "post":
+        PostprocessParams(**kwargs)  # validated here, not halfway through a run
+    return kind, kwargs
 
 
 class Runner:
@@ -626,6 +650,9 @@ class Runner:
         kind, kwargs = parse_method(method)
         if kind == "rembg":
             return self._rembg_cutout(sample.image)
+        if kind == "post":
+            alpha, rgba, _ = self.session.postprocess(sample.image, self.masks(sample.image), PostprocessParams(**kwargs))
+            return Result(alpha, rgba[..., :3])
         session: Any = self.cached_session  # a Session in all but the masks
         cut = remove_background(sample.image, options=Options(**kwargs), session=session)
         return Result(cut.alpha, cut.rgba[..., :3], cut.confidence.needs_review)
@@ -961,7 +988,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS))
     ap.add_argument(
-        "--methods", default=",".join(METHODS), help="comma-separated: raw, default, rembg, alphacut:key=value,..."
+        "--methods",
+        default=",".join(METHODS),
+        help="comma-separated: raw, default, rembg, alphacut:key=value,... (Options), post:key=value,... (PostprocessParams)",
     )
     ap.add_argument("--limit", type=int, help="at most this many photos of each set (the first ones)")
     ap.add_argument("--model", default=DEFAULT_MODEL, help="ISNet ONNX file")
@@ -971,7 +1000,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, help="write the per-photo metrics here")
     ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = split_methods(args.methods)
     for m in methods:
         try:
             parse_method(m)

@@ -66,6 +66,25 @@ def test_metrics_see_smear_and_ghosts(harness) -> None:  # type: ignore[no-untyp
     assert harness.photo_metrics(harness.Result(ghost, s.foreground), s)["spread"] > 0
 
 
+def test_methods_with_option_lists(harness) -> None:  # type: ignore[no-untyped-def]
+    """A method's key=value list keeps its commas; post: takes PostprocessParams fields, checked up front."""
+    spec = "raw,post:clamp_radius=4,fine_fit=0.4/0.8,rembg,alphacut:refine=false,foreground=false"
+    assert harness.split_methods(spec) == [
+        "raw",
+        "post:clamp_radius=4,fine_fit=0.4/0.8",
+        "rembg",
+        "alphacut:refine=false,foreground=false",
+    ]
+    assert harness.parse_method("post:clamp_radius=4,fine_fit=0.4/0.8,gf_eps=1e-4") == (
+        "post",
+        {"clamp_radius": 4, "fine_fit": (0.4, 0.8), "gf_eps": 1e-4},
+    )
+    with pytest.raises(ValueError, match="clamp_radius"):
+        harness.parse_method("post:clamp_radius=0")
+    with pytest.raises(ValueError, match="bad option"):
+        harness.parse_method("post:no_such_field=1")
+
+
 @pytest.fixture(scope="module")
 def reports(session, harness):  # type: ignore[no-untyped-def]
     missing = [d for d in ("ecssd", "alphamatting") if not (DATA / d).is_dir()]
