@@ -419,7 +419,7 @@ def test_failed_open_keeps_the_result_usable(first_visit: Visit, tmp_path: Path)
     assert "broken.png" in page.text_content("#status-text")
     failed = page.locator('.queue-item[data-status="failed"] .state').last.text_content()
     assert failed.startswith("Failed: cannot read this image"), failed
-    assert page.locator(".queue-item[aria-current=true] .name").text_content() == PHOTO.name
+    assert page.locator(".queue-item[aria-selected=true] .name").text_content() == PHOTO.name
     assert page.is_enabled("#export") and page.is_enabled("#download-all")
     png = _export(page, "png", tmp_path)
     assert png.name == "girl-1-cutout.png"

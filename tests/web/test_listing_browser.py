@@ -75,6 +75,8 @@ class ListingVisit:
     reviewed: str = ""  # the photo under review
     preview: np.ndarray | None = None
     jpeg: Path | None = None
+    webp_lossless: Path | None = None
+    webp_lossy: Path | None = None
     blur: Path | None = None
     image: Path | None = None
     blur_options: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +88,18 @@ def _rgba(path_or_bytes: Path | bytes) -> np.ndarray:
     source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
     with Image.open(source) as im:
         return np.asarray(im.convert("RGBA"))
+
+
+def _webp_chunks(path: Path) -> list[str]:
+    """The RIFF chunks of a WebP file: "VP8L" holds a lossless image, "VP8 " a lossy one."""
+    data = path.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP", path
+    chunks, at = [], 12
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at + 4 : at + 8], "little")
+        chunks.append(data[at : at + 4].decode("latin-1"))
+        at += 8 + size + (size & 1)
+    return chunks
 
 
 def _wait_ready(page: Any) -> None:
@@ -194,7 +208,7 @@ def visit(
         previous = page.evaluate("document.body.dataset.composed || ''")
         page.select_option("#listing-preset", PRESET)
         _composed(page, previous)
-        result.reviewed = page.locator(".queue-item[aria-current=true] .name").text_content()
+        result.reviewed = page.locator(".queue-item[aria-selected=true] .name").text_content()
         shot = page.evaluate(PREVIEW_PIXELS)
         pixels = np.frombuffer(base64.b64decode(shot["data"]), np.uint8)
         result.preview = pixels.reshape(shot["height"], shot["width"], 4)
@@ -209,6 +223,14 @@ def visit(
         page.evaluate("() => { const q = document.getElementById('quality'); q.value = '80';"
                       " q.dispatchEvent(new Event('input')); q.dispatchEvent(new Event('change')); }")
         result.jpeg = _download(page, "#export", folder)
+        # WebP: lossless unless "Lossy" is ticked, then at the quality set (as Options.quality).
+        page.select_option("#format", "webp")
+        (folder / "webp-lossless").mkdir()
+        result.webp_lossless = _download(page, "#export", folder / "webp-lossless")
+        page.check("#webp-lossy")
+        (folder / "webp-lossy").mkdir()
+        result.webp_lossy = _download(page, "#export", folder / "webp-lossy")
+        page.uncheck("#webp-lossy")
         page.select_option("#format", "png")
 
         # The blurred photo behind the subject (the worker decodes the photo again).
@@ -328,6 +350,28 @@ def test_jpeg_export_is_the_canvas(visit: ListingVisit) -> None:
     assert _mae(pixels, png) < 2 / 255, "the JPEG is the listing photo"
 
 
+def test_webp_is_lossless_unless_a_quality_is_asked_for(visit: ListingVisit) -> None:
+    """As the engine's Options.quality: WebP is lossless by default, lossy at the quality
+    slider's value once "Lossy" is ticked (the slider shows only then)."""
+    assert visit.webp_lossless is not None and visit.webp_lossy is not None
+    assert "VP8L" in _webp_chunks(visit.webp_lossless), "the default WebP is lossless"
+    assert "VP8 " in _webp_chunks(visit.webp_lossy), "a WebP with a quality is lossy"
+    png = visit.composed[Path(visit.reviewed).stem + "-cutout.png"]
+    exact, rough = _rgba(visit.webp_lossless), _rgba(visit.webp_lossy)
+    opaque = png[..., 3] == 255
+    assert np.array_equal(exact[opaque], png[opaque])
+    assert not np.array_equal(rough[opaque], png[opaque]) and _mae(rough, png) < 3 / 255
+    page = visit.page
+    page.select_option("#format", "webp")
+    try:
+        assert page.is_visible("#webp-lossy") and page.is_hidden("#quality")
+        page.check("#webp-lossy")
+        assert page.is_visible("#quality")
+    finally:
+        page.uncheck("#webp-lossy")
+        page.select_option("#format", "png")
+
+
 def test_privacy_no_image_leaves_the_tab(visit: ListingVisit, live_server: Any) -> None:
     """Listing photos, their ZIP and the background image stay in the tab: every request is
     a body-less GET of the app's own files, and none carries a byte of an image."""
@@ -373,6 +417,46 @@ def test_controls_are_accessible(visit: ListingVisit, axe_source: str) -> None:
     assert page.evaluate("document.getElementById('listing-panel').open")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "listing-preset"
+
+
+def test_queue_is_one_tab_stop_with_arrow_keys(visit: ListingVisit) -> None:
+    """The queue is a listbox: one Tab stop (the image under review), the arrow keys, Home
+    and End move between the images and show the one they reach; Tab leaves the queue."""
+    page = visit.page
+    assert page.get_attribute("#queue", "role") == "listbox"
+    items = page.locator(".queue-item")
+    assert items.count() == 3
+    names = items.locator(".name").all_text_contents()
+    state = """() => ({stops: [...document.querySelectorAll('.queue-item')].filter(e => e.tabIndex === 0)
+                                 .map(e => e.querySelector('.name').textContent),
+                       roles: [...document.querySelectorAll('.queue-item')].map(e => e.getAttribute('role')),
+                       focused: document.activeElement.closest('.queue-item')?.querySelector('.name').textContent ?? null,
+                       selected: document.querySelector('.queue-item[aria-selected=true] .name')?.textContent})"""
+    start = page.evaluate(state)
+    assert start["roles"] == ["option"] * 3
+    assert start["stops"] == [start["selected"]], "one Tab stop: the image under review"
+    page.focus("#clear-done")
+    page.keyboard.press("Tab")
+    assert page.evaluate(state)["focused"] == start["selected"]
+    try:
+        page.keyboard.press("Home")
+        now = page.evaluate(state)
+        assert now["focused"] == now["selected"] == names[0] and now["stops"] == [names[0]]
+        page.keyboard.press("ArrowRight")
+        now = page.evaluate(state)
+        assert now["focused"] == now["selected"] == names[1] and now["stops"] == [names[1]]
+        page.keyboard.press("End")
+        page.keyboard.press("ArrowRight")  # stays on the last
+        now = page.evaluate(state)
+        assert now["focused"] == now["selected"] == names[2]
+        page.keyboard.press("ArrowLeft")
+        assert page.evaluate(state)["selected"] == names[1]
+        page.keyboard.press("Tab")
+        assert page.evaluate(state)["focused"] is None, "Tab leaves the queue"
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate(state)["focused"] == names[1]
+    finally:
+        page.click(f'.queue-item >> text="{start["selected"]}"')
 
 
 def test_controls_fit_a_phone(visit: ListingVisit) -> None:

@@ -44,6 +44,7 @@ class Visit:
     thumbs: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     queue_full: str = ""
+    closed_status: str = ""
 
 
 def _export(page: Any, folder: Path, name: str) -> np.ndarray:
@@ -187,6 +188,7 @@ def visit(
 
         page.click("#touchup-toggle")
         assert page.evaluate("document.body.dataset.touchup") == "off"
+        v.closed_status = page.text_content("#status-text") or ""
         v.pngs["closed"] = _export(page, folder, "closed")
         v.files["closed"] = folder / "closed.png"
         page.set_input_files("#file-input", str(PHOTO))
@@ -316,3 +318,10 @@ def test_the_touchup_counts_in_the_queue_memory_budget(visit: Visit) -> None:
     """Without the touch-up's bytes the same photo would fit in the lowered budget again."""
     assert 2 * PHOTO.stat().st_size + visit.files["closed"].stat().st_size < QUEUE_BYTES
     assert visit.queue_full.startswith("The queue is full"), visit.queue_full
+
+
+def test_closing_says_the_edits_are_kept(visit: Visit) -> None:
+    """Closing the touch-up replaces its painting instructions in the status line with
+    what became of the edits."""
+    assert not visit.closed_status.startswith("Touch-up: paint"), visit.closed_status
+    assert visit.closed_status.startswith("Touch-up closed") and "keeps its edits" in visit.closed_status

@@ -88,6 +88,7 @@ function saveSettings() {
     background: document.querySelector('input[name="bg"]:checked').value,
     color: ui.bgColor.value,
     format: ui.format.value,
+    webpLossy: $("webp-lossy").checked,
     backend: backendSetting,
   };
   try {
@@ -103,6 +104,7 @@ function applySettings(settings) {
   }
   if (/^#[0-9a-f]{6}$/i.test(settings.color || "")) ui.bgColor.value = settings.color;
   if (["png", "webp", "jpeg"].includes(settings.format)) ui.format.value = settings.format;
+  $("webp-lossy").checked = settings.webpLossy === true;
   if (["auto", "webgpu", "wasm"].includes(settings.backend)) ui.backendSelect.value = backendSetting = settings.backend;
 }
 
@@ -461,9 +463,12 @@ function renderItem(item) {
   let li = item.li;
   if (!li) {
     li = document.createElement("li");
+    li.setAttribute("role", "none");
     const button = document.createElement("button");
     button.type = "button";
     button.className = "queue-item";
+    button.setAttribute("role", "option");
+    button.tabIndex = -1; // one Tab stop for the whole queue: see rovingQueue()
     button.dataset.id = String(item.id);
     button.innerHTML = '<span class="thumb"><img alt=""></span><span class="name"></span><span class="state"></span>';
     button.addEventListener("click", () => select(item, { byUser: true }));
@@ -480,8 +485,28 @@ function renderItem(item) {
   button.querySelector(".state").textContent = text;
   button.dataset.status = item.status;
   li.dataset.status = item.status;
-  if (item === state.selected) button.setAttribute("aria-current", "true");
-  else button.removeAttribute("aria-current");
+  button.setAttribute("aria-selected", String(item === state.selected));
+}
+
+// The queue is one Tab stop (a listbox): the image under review, or the first one, takes
+// Tab; the arrow keys, Home and End move between the images and show the one they reach.
+function rovingQueue() {
+  const stop = state.selected?.li ? state.selected : state.items[0];
+  for (const item of state.items) if (item.li) item.li.firstChild.tabIndex = item === stop ? 0 : -1;
+}
+
+function onQueueKey(event) {
+  const keys = { ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1, Home: -Infinity, End: Infinity };
+  if (!(event.key in keys) || event.altKey || event.ctrlKey || event.metaKey) return;
+  const shown = state.items.filter((i) => i.li);
+  if (!shown.length) return;
+  event.preventDefault();
+  const at = shown.findIndex((i) => i.li.contains(document.activeElement));
+  const step = keys[event.key];
+  const next = Number.isFinite(step) ? Math.min(shown.length - 1, Math.max(0, (at < 0 ? 0 : at) + step)) : step < 0 ? 0 : shown.length - 1;
+  const item = shown[next];
+  if (item !== state.selected) select(item, { byUser: true });
+  item.li.firstChild.focus();
 }
 
 function updateQueue() {
@@ -493,6 +518,7 @@ function updateQueue() {
   ui.clearDone.disabled = !state.items.some((i) => i.status === "done" || i.status === "failed");
   document.body.dataset.queue = JSON.stringify(state.items.map((i) => i.status));
   if (total) ui.dropzone.classList.add("compact");
+  rovingQueue();
 }
 
 function clearFinished() {
@@ -525,6 +551,7 @@ function select(item, { byUser }) {
   state.selected = item;
   if (previous && previous !== item) renderItem(previous);
   renderItem(item);
+  rovingQueue();
   showSelected();
 }
 
@@ -833,7 +860,15 @@ async function encoded(item, format) {
   if (listingOptions(format) || format === "jpeg") return composeFor(item, format);
   if (format === "png") return { blob: item.png, ms: 0 };
   await state.image.ready;
-  return state.image.call({ type: "webp", png: item.png });
+  return state.image.call({ type: "webp", png: item.png, quality: exportQuality("webp") });
+}
+
+// The quality to encode `format` at, as the engine's Options.quality: JPEG always has one
+// (95 by default); WebP is lossless (null) unless "Lossy" is ticked.
+function exportQuality(format) {
+  const quality = listingUi?.quality() ?? 95;
+  if (format === "webp") return $("webp-lossy").checked ? quality : null;
+  return quality;
 }
 
 async function exportSelected() {
@@ -937,8 +972,13 @@ function setupInput() {
   ui.exportButton.addEventListener("click", exportSelected);
   ui.downloadAll.addEventListener("click", downloadAll);
   ui.clearDone.addEventListener("click", clearFinished);
+  ui.queue.addEventListener("keydown", onQueueKey);
   ui.format.addEventListener("change", () => {
     setExportEnabled();
+    saveSettings();
+  });
+  $("webp-lossy").addEventListener("change", () => {
+    updateListingExport();
     saveSettings();
   });
   ui.backendSelect.addEventListener("change", () => {
@@ -1019,7 +1059,7 @@ async function composeFor(item, output) {
     bg,
     options,
     output,
-    quality: listingUi?.quality() ?? 95,
+    quality: exportQuality(output),
   });
 }
 
@@ -1150,7 +1190,9 @@ function drawListing({ bitmap, width, height, layout }) {
 
 function updateListingExport() {
   const jpeg = ui.format.value === "jpeg";
-  $("quality-label").hidden = !jpeg;
+  const webp = ui.format.value === "webp";
+  $("webp-lossy-label").hidden = !webp;
+  $("quality-label").hidden = !(jpeg || (webp && $("webp-lossy").checked));
   $("jpeg-note").hidden = !jpeg;
   showListing(); // a transparent listing photo shows white for JPEG
 }

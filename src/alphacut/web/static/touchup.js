@@ -185,6 +185,14 @@ function close() {
   page.state.image?.post({ type: "touchup-drop" });
   update(page.state.selected);
   setFlag();
+  // The opening's instructions would stay in the status line: say what became of the edits.
+  const t = item.touchup;
+  const edited = t && !(t.pos === 0 && t.base.png === t.modelPng);
+  page.setStatus(
+    edited
+      ? `Touch-up closed: ${item.name} keeps its edits (Download and Download all carry them).`
+      : "Touch-up closed.",
+  );
   // The viewer shows the item's cutout again (a result still on its way shows when it comes).
   if (item.png) draw(item, item.png);
 }

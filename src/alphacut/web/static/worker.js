@@ -316,9 +316,10 @@ async function encodeWebp(msg) {
   const canvas = new OffscreenCanvas(width, height);
   canvas.getContext("2d").drawImage(bitmap, 0, 0);
   bitmap.close();
-  // quality 1 selects the browser's lossless WebP encoder; the canvas is premultiplied,
-  // which rounds the colours of nearly transparent pixels (the page says so).
-  const blob = await canvas.convertToBlob({ type: "image/webp", quality: 1 });
+  // quality 1 selects the browser's lossless WebP encoder (no quality given: lossless, as
+  // the engine's Options.quality None); the canvas is premultiplied, which rounds the
+  // colours of nearly transparent pixels (the page says so).
+  const blob = await canvas.convertToBlob({ type: "image/webp", quality: webpQuality(msg.quality) });
   canvas.width = canvas.height = 1;
   if (blob.type !== "image/webp") throw new Error("this browser cannot encode WebP: use PNG");
   post({ type: "encoded", id: msg.id, blob, ms: now() - t });
@@ -334,7 +335,7 @@ async function encodeWebp(msg) {
 //   png:     the cutout (this worker's own PNG); photo: the original file (blur only);
 //   bg:      {key, blob}, the background image the user opened (image only)
 //   options: the listing options (listing.js DEFAULTS' names), or null: the cutout as it is
-//   output:  "bitmap" (to show), or "png" | "webp" | "jpeg" (a file; quality 1..100 for JPEG)
+//   output:  "bitmap" (to show), or "png" | "webp" | "jpeg" (a file; quality 1..100, or null: lossless WebP)
 // Only the last cutout, photo, background image and result are kept (re-decoded when
 // another one is asked for): a job's pixels are gone once it is finished.
 
@@ -500,8 +501,15 @@ function flatten(rgba, [r, g, b]) {
   return out;
 }
 
-// Straight RGBA -> a file: PNG (exact), WebP (the browser's lossless encoder) or JPEG
-// (opaque pixels only; quality 1..100).
+// convertToBlob's quality for WebP: 1 is the lossless encoder (quality null or undefined,
+// as the engine's default); a quality 1..100 is lossy, capped below 1 so that 100 stays lossy.
+function webpQuality(quality) {
+  if (typeof quality !== "number") return 1;
+  return Math.min(0.999, Math.max(1, quality) / 100);
+}
+
+// Straight RGBA -> a file: PNG (exact), WebP (lossless, or lossy at a quality given) or
+// JPEG (opaque pixels only; quality 1..100, 95 by default).
 async function encodeRGBA(rgba, width, height, format, quality = 95) {
   if (format === "png") return encodePNG(rgba, width, height);
   if (format === "webp" && (width > 16383 || height > 16383)) {
@@ -511,8 +519,8 @@ async function encodeRGBA(rgba, width, height, format, quality = 95) {
   const canvas = new OffscreenCanvas(width, height);
   canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
   const type = format === "jpeg" ? "image/jpeg" : "image/webp";
-  // WebP quality 1 selects the lossless encoder (the page's WebP is the lossless one).
-  const blob = await canvas.convertToBlob({ type, quality: format === "jpeg" ? Math.min(100, Math.max(1, quality)) / 100 : 1 });
+  const q = format === "jpeg" ? Math.min(100, Math.max(1, quality ?? 95)) / 100 : webpQuality(quality);
+  const blob = await canvas.convertToBlob({ type, quality: q });
   canvas.width = canvas.height = 1;
   if (blob.type !== type) throw new Error(`this browser cannot encode ${format.toUpperCase()}: use PNG`);
   return blob;
