@@ -84,7 +84,11 @@ def test_canvas_fill_and_alignment_by_hand() -> None:
     # 50 % of 800 = 400 binds: 400 x 400, centred
     assert (centre.size, centre.canvas, centre.offset) == ((400, 400), (1000, 800), (300, 200))
     capped = layout(alpha, crop=True, canvas="1000x800", fill=50)
-    assert capped.size == (200, 200)  # never upscaled unless asked
+    assert capped.size == (200, 200)  # never upscaled unless asked ...
+    assert any("200x200 px on the 1000x800 canvas" in w and "--upscale" in w for w in capped.warnings)
+    assert not centre.warnings  # ... and said when the subject stays well under the fill (400 px asked)
+    near = layout(alpha, crop=True, canvas="1000x800", fill=27)  # 216 px asked: within 5/4, nothing to say
+    assert near.size == (200, 200) and not near.warnings
     bottom = layout(alpha, crop=True, canvas="1000x800", fill=50, upscale=True, align="bottom")
     # the gap below is (100 - 50) / 2 % of 800 = 200 px
     assert bottom.offset == (300, 800 - 400 - 200)

@@ -70,6 +70,11 @@ SPECK_SHARE = 100  # components under 1/SPECK_SHARE of the largest one are speck
 MAX_CANVAS_SIDE = 20000  # a WxH canvas side, and an aspect's terms (A:B), at most this
 FULL = 10000  # 100 % in hundredths of a percent
 NO_SUBJECT = "no subject found: kept the whole photo"
+# Said when the cap at the subject's own pixels leaves it under 4/5 of the size the fill asks for.
+SMALL_SUBJECT = (
+    "the subject keeps its own {w}x{h} px on the {cw}x{ch} canvas, well under the fill asked:"
+    " allow upscaling (upscale, --upscale) or choose a smaller canvas"
+)
 
 Align = Literal["center", "bottom"]
 ShadowKind = Literal["none", "drop", "contact"]
@@ -307,8 +312,10 @@ def _layout(
         tw, th = bw, bh
     else:
         scale = min(Fraction(fill * cw, FULL * bw), Fraction(fill * ch, FULL * bh))
-        if not upscale:
-            scale = min(scale, Fraction(1))
+        if not upscale and scale > 1:
+            if scale > Fraction(5, 4):
+                warnings.append(SMALL_SUBJECT.format(w=bw, h=bh, cw=cw, ch=ch))
+            scale = Fraction(1)
         tw = max(1, half_up(bw * scale.numerator, scale.denominator))
         th = max(1, half_up(bh * scale.numerator, scale.denominator))
     ox = max(0, (cw - tw) // 2)

@@ -86,6 +86,10 @@ const CELL_GRID = 512; // the speck grid has at most this many cells on the long
 const SPECK_SHARE = 100; // components under 1/SPECK_SHARE of the largest one are specks
 const MAX_CANVAS_SIDE = 20000;
 export const NO_SUBJECT = "no subject found: kept the whole photo";
+// Said when the cap at the subject's own pixels leaves it under 4/5 of the size the fill asks for.
+const smallSubject = (w, h, cw, ch) =>
+  `the subject keeps its own ${w}x${h} px on the ${cw}x${ch} canvas, well under the fill asked:` +
+  " allow upscaling (upscale, --upscale) or choose a smaller canvas";
 
 // The subject's inclusive box [x0, y0, x1, y1] in `alpha` (uint8, width x height), faint
 // specks ignored: cells of ceil(max(W, H) / 512) pixels, occupied where a pixel has
@@ -251,7 +255,10 @@ export function layout(alpha, width, height, options, subjectOf = () => subjectB
     // scale = min(f cw / (FULL bw), f ch / (FULL bh)), capped at 1 unless upscaling.
     let [num, den] = [f * cw, FULL * bw];
     if (f * ch * den < num * FULL * bh) [num, den] = [f * ch, FULL * bh];
-    if (!o.upscale && num > den) [num, den] = [1n, 1n];
+    if (!o.upscale && num > den) {
+      if (num * 4n > den * 5n) warnings.push(smallSubject(bw, bh, cw, ch));
+      [num, den] = [1n, 1n];
+    }
     tw = bmax(1n, halfUp(bw * num, den));
     th = bmax(1n, halfUp(bh * num, den));
   }
