@@ -349,6 +349,15 @@ def test_cut_listing_photo_of_the_issue(tmp_path: Path, fake_model: FakeSession)
     assert (px[:100, :100] >= 250).all()
 
 
+def test_cut_says_when_a_small_subject_stays_under_the_fill(tmp_path: Path, fake_model: FakeSession) -> None:
+    """A small photo on a large canvas is not upscaled unless asked, and the run says so (and how to fix it)."""
+    small = _dark_photo(tmp_path / "small.jpg", (300, 300))
+    code, _, err = run("cut", str(small), "-o", str(tmp_path / "a.png"), "--preset", "square-white")
+    assert code == 0 and "on the 2000x2000 canvas" in err and "--upscale" in err, err
+    code, _, err = run("cut", str(small), "-o", str(tmp_path / "b.png"), "--preset", "square-white", "--upscale")
+    assert code == 0 and "--upscale" not in err, err
+
+
 def test_cut_listing_flags(tmp_path: Path, fake_model: FakeSession) -> None:
     photo = _dark_photo(tmp_path / "p.jpg", (300, 300))
     backdrop = tmp_path / "backdrop.png"

@@ -274,6 +274,8 @@ def _run(items: list[_Item], options: Options, session: ModelSession, workers: i
                     write_output(item.output, cutout, options, overwrite=overwrite)
         except Exception as exc:  # noqa: BLE001 - the per-input boundary: this input's record, the others go on
             record.update(status="error", error=str(input_failure(exc, doing="writing")))
+        # Encoding a listing photo may have added one (a subject kept well under the fill).
+        record["warnings"] = cutout.warnings + ([item.note] if item.note else [])
         record["seconds"] = round(seconds + time.perf_counter() - started, 3)
         return record
 
