@@ -173,3 +173,14 @@ def browser(playwright_driver: Any, tmp_path_factory: pytest.TempPathFactory) ->
     yield context
     context.close()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's browser build (fetched by `alphacut runtime pull --test-tools`)."""
+    from alphacut.web import runtime
+
+    try:
+        return runtime.axe_path().read_text(encoding="utf-8")
+    except runtime.RuntimeNotFoundError as exc:
+        pytest.skip(str(exc))

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from axe_audit import serious_violations
 from PIL import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
@@ -100,20 +101,6 @@ def _download_all(page: Any, folder: Path) -> Path:
     return path
 
 
-def _axe(page: Any, source: str) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(source)  # DevTools evaluation: not subject to the page's CSP
-    found = page.evaluate(
-        """async () => {
-          const r = await axe.run(document, {resultTypes: ["violations"]});
-          return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                          nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}));
-        }"""
-    )
-    return [v for v in found if v["impact"] in ("serious", "critical")]
-
-
 def _alpha(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGBA"))[..., 3].astype(np.float32) / 255.0
@@ -142,16 +129,6 @@ class Visit:
 
 
 QUEUE = [PHOTO, *MORE_PHOTOS]
-
-
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    from alphacut.web import runtime
-
-    try:
-        return runtime.axe_path().read_text(encoding="utf-8")
-    except runtime.RuntimeNotFoundError as exc:
-        pytest.skip(str(exc))
 
 
 WORKING_VIEW = """() => {
@@ -190,7 +167,7 @@ def first_visit(
             " && document.activeElement.offsetParent !== null})"
         )
         _wait_ready(page)
-        visit.axe["empty page"] = _axe(page, axe_source)
+        visit.axe["empty page"] = serious_violations(page, axe_source)
         # Every text the live region takes from now on (screen readers read each).
         page.evaluate(
             """() => { window.liveTexts = []; const s = document.getElementById("status");
@@ -206,7 +183,7 @@ def first_visit(
         )
         visit.working_view = page.evaluate(WORKING_VIEW)
         visit.queue_seen.append(_queue(page))
-        visit.axe["queue"] = _axe(page, axe_source)
+        visit.axe["queue"] = serious_violations(page, axe_source)
         _wait_queue_idle(page, CUT_TIMEOUT_MS * len(QUEUE))
         visit.queue_seen.append(_queue(page))
         visit.live_texts = page.evaluate("window.liveTexts")
@@ -214,7 +191,7 @@ def first_visit(
         # Review the first photo while nothing else runs, and export it both ways.
         page.click(f'.queue-item >> text="{PHOTO.name}"')
         page.wait_for_function("() => document.getElementById('working').hidden")
-        visit.axe["result"] = _axe(page, axe_source)
+        visit.axe["result"] = serious_violations(page, axe_source)
         visit.downloads["png"] = _export(page, "png", folder)
         visit.downloads["webp"] = _export(page, "webp", folder)
         page.select_option("#format", "png")

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from axe_audit import serious_violations
 from PIL import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
@@ -140,30 +141,6 @@ def _noise_png(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def axe_source() -> str:
-    from alphacut.web import runtime
-
-    try:
-        return runtime.axe_path().read_text(encoding="utf-8")
-    except runtime.RuntimeNotFoundError as exc:
-        pytest.skip(str(exc))
-
-
-def _axe(page: Any, source: str) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(source)  # DevTools evaluation: not subject to the page's CSP
-    found = page.evaluate(
-        """async () => {
-          const r = await axe.run(document, {resultTypes: ["violations"]});
-          return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                          nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}));
-        }"""
-    )
-    return [v for v in found if v["impact"] in ("serious", "critical")]
-
-
-@pytest.fixture(scope="module")
 def vectors() -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = json.loads((DATA / "listing_layouts.json").read_text())["cases"]
     return cases
@@ -216,7 +193,7 @@ def visit(
         with zipfile.ZipFile(listing_zip) as archive:
             result.zip_names = archive.namelist()
         result.composed = _unzip(listing_zip)
-        result.axe = _axe(page, axe_source)
+        result.axe = serious_violations(page, axe_source)
 
         # JPEG at quality 80: the canvas encoder.
         page.select_option("#format", "jpeg")

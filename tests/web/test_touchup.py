@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from axe_audit import serious_violations
 from PIL import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
@@ -136,7 +137,7 @@ def visit(
         page.click("#touchup-toggle")
         _settled(page)
         page.evaluate("document.getElementById('stage').scrollIntoView({block: 'start'})")
-        v.axe = _axe(page, axe_source)
+        v.axe = serious_violations(page, axe_source)
         # Hardness by keyboard: the slider's End key.
         page.focus("#touchup-hardness")
         page.keyboard.press("End")
@@ -197,28 +198,6 @@ def visit(
         yield v
     finally:
         context.close()
-
-
-def _axe(page: Any, source: str) -> list[dict[str, Any]]:
-    page.evaluate(source)
-    found = page.evaluate(
-        """async () => {
-          const r = await axe.run(document, {resultTypes: ["violations"]});
-          return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                                          nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}));
-        }"""
-    )
-    return [v for v in found if v["impact"] in ("serious", "critical")]
-
-
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    from alphacut.web import runtime
-
-    try:
-        return runtime.axe_path().read_text(encoding="utf-8")
-    except runtime.RuntimeNotFoundError as exc:
-        pytest.skip(str(exc))
 
 
 def _near(shape: tuple[int, ...], start: tuple[int, int], end: tuple[int, int]) -> np.ndarray:

@@ -226,6 +226,38 @@ async function thumbnail(source, width, height) {
   return canvas.convertToBlob({ type: "image/png" });
 }
 
+// The photo's RGBA pixels as the refinement sees them (closes the bitmap). Like the
+// Python engine: transparent input pixels are shown to the model over white, and the
+// transparency the input had (inputAlpha, or null) is applied to the result.
+function photoPixels(bitmap) {
+  const { width, height } = bitmap;
+  const n = width * height;
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const pixels = new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer);
+  canvas.width = canvas.height = 1; // release the canvas memory early
+  let inputAlpha = null;
+  for (let i = 3; i < pixels.length; i += 4) {
+    if (pixels[i] !== 255) {
+      inputAlpha = new Uint8Array(n);
+      break;
+    }
+  }
+  if (inputAlpha) {
+    for (let i = 0; i < n; i++) {
+      const a = pixels[4 * i + 3];
+      inputAlpha[i] = a;
+      if (a !== 255) {
+        const k = a / 255;
+        for (let c = 0; c < 3; c++) pixels[4 * i + c] = Math.round(pixels[4 * i + c] * k + 255 * (1 - k));
+      }
+    }
+  }
+  return { pixels, inputAlpha };
+}
+
 async function prepare(msg) {
   const { id, blob } = msg;
   const t = now();
@@ -240,35 +272,7 @@ async function prepare(msg) {
     );
   }
   const thumb = await thumbnail(bitmap, width, height);
-  const n = width * height;
-  const canvas = new OffscreenCanvas(width, height);
-  const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  ctx.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  const pixels = new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer);
-  canvas.width = canvas.height = 1; // release the canvas memory early
-
-  // Like the Python engine: transparent input pixels are shown to the model over
-  // white, and transparency the input had stays in the output.
-  let inputAlpha = null;
-  for (let i = 3; i < pixels.length; i += 4) {
-    if (pixels[i] !== 255) {
-      inputAlpha = new Uint8Array(n);
-      break;
-    }
-  }
-  if (inputAlpha) {
-    for (let i = 0; i < n; i++) {
-      const a = pixels[4 * i + 3];
-      inputAlpha[i] = a;
-      if (a !== 255) {
-        const k = a / 255;
-        for (let c = 0; c < 3; c++) {
-          pixels[4 * i + c] = Math.round(pixels[4 * i + c] * k + 255 * (1 - k));
-        }
-      }
-    }
-  }
+  const { pixels, inputAlpha } = photoPixels(bitmap);
   const read = now() - t;
   const image = new ort.Tensor("uint8", pixels, [1, height, width, 4]);
   const result = await serial(() => sessions.pre.run({ image }, ["input"]));
@@ -619,32 +623,8 @@ async function touchPixels(key, blob) {
   touchPhoto = null;
   const bitmap = await decode(blob);
   const { width, height } = bitmap;
-  const canvas = new OffscreenCanvas(width, height);
-  const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  ctx.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  const pixels = new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer);
-  canvas.width = canvas.height = 1;
-  // The same pixels a cutout's refinement saw (see prepare): transparent input pixels
-  // over white, and the input's alpha kept to apply to the result.
-  const n = width * height;
-  let inputAlpha = null;
-  for (let i = 3; i < pixels.length; i += 4) {
-    if (pixels[i] !== 255) {
-      inputAlpha = new Uint8Array(n);
-      break;
-    }
-  }
-  if (inputAlpha) {
-    for (let i = 0; i < n; i++) {
-      const a = pixels[4 * i + 3];
-      inputAlpha[i] = a;
-      if (a !== 255) {
-        const k = a / 255;
-        for (let c = 0; c < 3; c++) pixels[4 * i + c] = Math.round(pixels[4 * i + c] * k + 255 * (1 - k));
-      }
-    }
-  }
+  // The same pixels a cutout's refinement saw (see prepare).
+  const { pixels, inputAlpha } = photoPixels(bitmap);
   touchPhoto = { key, pixels, inputAlpha, width, height };
   return touchPhoto;
 }
