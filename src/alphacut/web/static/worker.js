@@ -282,18 +282,13 @@ async function prepare(msg) {
   post({ type: "prepared", id, input, width, height, thumb, ms: now() - t }, [input.buffer]);
 }
 
-async function finish(msg) {
-  const job = jobs.get(msg.job);
-  if (!job) throw new Error("this image was dropped before it was finished");
-  jobs.delete(msg.job);
-  const { pixels, inputAlpha, width, height, timings } = job;
+// The post-processing graph on a photo ({pixels, inputAlpha, width, height}) and a mask
+// (Float32Array of the given dims): the cutout as straight uint8 RGBA (what ImageData wants).
+async function refine({ pixels, inputAlpha, width, height }, maskData, dims) {
   const n = width * height;
-  let t = now();
-  const size = config.model.inputSize || 1024;
   const image = new ort.Tensor("uint8", pixels, [1, height, width, 4]);
-  const mask = new ort.Tensor("float32", msg.mask, msg.dims || [1, 1, size, size]);
+  const mask = new ort.Tensor("float32", maskData, dims);
   const result = await serial(() => sessions.post.run({ image, mask }, ["alpha", "rgba"]));
-  // The graph returns the cutout as uint8 RGBA, straight (what ImageData wants).
   const out = result.rgba.data;
   const rgba = new Uint8ClampedArray(out.buffer, out.byteOffset, n * 4);
   if (inputAlpha) {
@@ -301,6 +296,17 @@ async function finish(msg) {
     const alpha = result.alpha.data;
     for (let i = 0; i < n; i++) rgba[4 * i + 3] = alpha[i] * inputAlpha[i];
   }
+  return rgba;
+}
+
+async function finish(msg) {
+  const job = jobs.get(msg.job);
+  if (!job) throw new Error("this image was dropped before it was finished");
+  jobs.delete(msg.job);
+  const { width, height, timings } = job;
+  let t = now();
+  const size = config.model.inputSize || 1024;
+  const rgba = await refine(job, msg.mask, msg.dims || [1, 1, size, size]);
   timings.refine = now() - t;
   t = now();
   const png = await encodePNG(rgba, width, height);
@@ -631,17 +637,9 @@ async function touchPixels(key, blob) {
 
 async function touchup(msg) {
   const t = now();
-  const { pixels, inputAlpha, width, height } = await touchPixels(msg.key, msg.blob);
-  const n = width * height;
-  const image = new ort.Tensor("uint8", pixels, [1, height, width, 4]);
-  const mask = new ort.Tensor("float32", msg.mask, [1, 1, msg.maskHeight, msg.maskWidth]);
-  const result = await serial(() => sessions.post.run({ image, mask }, ["alpha", "rgba"]));
-  const out = result.rgba.data;
-  const rgba = new Uint8ClampedArray(out.buffer, out.byteOffset, n * 4);
-  if (inputAlpha) {
-    const alpha = result.alpha.data;
-    for (let i = 0; i < n; i++) rgba[4 * i + 3] = alpha[i] * inputAlpha[i];
-  }
+  const photo = await touchPixels(msg.key, msg.blob);
+  const { width, height } = photo;
+  const rgba = await refine(photo, msg.mask, [1, 1, msg.maskHeight, msg.maskWidth]);
   const png = await encodePNG(rgba, width, height);
   post({ type: "touchedup", id: msg.id, png, width, height, ms: now() - t });
 }
