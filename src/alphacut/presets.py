@@ -63,7 +63,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
             "story-9x16-blur",
             "Story 9:16, blurred photo",
             "Full-screen stories (9:16, 1080 x 1920 px): the subject 70 % of the frame over its own photo,"
-            " blurred and cover-fitted.",
+            " blurred (placed like the subject, so it stands in its own surroundings).",
             {"crop": True, "canvas": "1080x1920", "fill": 70.0, "background": "blur"},
         ),
     )
