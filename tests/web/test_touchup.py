@@ -46,6 +46,7 @@ class Visit:
     console_errors: list[str] = field(default_factory=list)
     queue_full: str = ""
     closed_status: str = ""
+    focus_after_close: str = ""
 
 
 def _export(page: Any, folder: Path, name: str) -> np.ndarray:
@@ -187,8 +188,9 @@ def visit(
         _settled(page)
         v.pngs["touched"] = _export(page, folder, "touched")
 
-        page.click("#touchup-toggle")
+        page.keyboard.press("Escape")  # no stroke in progress: Esc closes the touch-up
         assert page.evaluate("document.body.dataset.touchup") == "off"
+        v.focus_after_close = page.evaluate("document.activeElement?.id || ''")
         v.closed_status = page.text_content("#status-text") or ""
         v.pngs["closed"] = _export(page, folder, "closed")
         v.files["closed"] = folder / "closed.png"
@@ -300,7 +302,8 @@ def test_the_touchup_counts_in_the_queue_memory_budget(visit: Visit) -> None:
 
 
 def test_closing_says_the_edits_are_kept(visit: Visit) -> None:
-    """Closing the touch-up replaces its painting instructions in the status line with
+    """Closing the touch-up (with Esc, when no stroke is in progress) replaces its painting instructions in the status line with
     what became of the edits."""
     assert not visit.closed_status.startswith("Touch-up: paint"), visit.closed_status
     assert visit.closed_status.startswith("Touch-up closed") and "keeps its edits" in visit.closed_status
+    assert visit.focus_after_close == "touchup-toggle", "Esc closed it: focus goes back to its button"

@@ -637,8 +637,13 @@ function setupPointer(stage) {
 function setupKeys() {
   document.addEventListener("keydown", (event) => {
     if (!open) return;
-    if (event.key === "Escape" && stroke) {
-      cancelStroke();
+    if (event.key === "Escape") {
+      // Esc takes back a stroke in progress; with none, it closes the touch-up (the edits stay).
+      if (stroke) cancelStroke();
+      else {
+        close();
+        ui.toggle.focus();
+      }
       event.preventDefault();
       return;
     }
