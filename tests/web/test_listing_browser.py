@@ -80,6 +80,7 @@ class ListingVisit:
     webp_lossy: Path | None = None
     blur: Path | None = None
     image: Path | None = None
+    image_summary: str = ""
     blur_options: dict[str, Any] = field(default_factory=dict)
     image_options: dict[str, Any] = field(default_factory=dict)
     axe: list[dict[str, Any]] = field(default_factory=list)
@@ -224,6 +225,7 @@ def visit(
         result.image_options = _composed(page, previous)
         while result.image_options.get("shadow") != "drop":  # the image came first, then the shadow
             result.image_options = _composed(page, page.evaluate("document.body.dataset.composed"))
+        result.image_summary = page.text_content("#listing-summary") or ""
         (folder / "image").mkdir()
         result.image = _download(page, "#export", folder / "image")
     finally:
@@ -279,6 +281,11 @@ def test_preset_matches_python_on_three_photos(visit: ListingVisit, reference: d
         assert (got[..., 3] == 255).all(), "square-white is opaque"
         mae = _mae(got, want)
         assert mae <= PARITY_MAE, (photo.name, mae * 255)
+
+
+def test_summary_names_the_background_image(visit: ListingVisit) -> None:
+    """The panel's summary says which image is behind the subject (never "your image" before one is open)."""
+    assert visit.background.name in visit.image_summary, visit.image_summary
 
 
 def test_composition_is_the_engines_on_the_pages_cutout(visit: ListingVisit) -> None:

@@ -427,14 +427,14 @@ function look(form) {
   return JSON.stringify(formToOptions(form));
 }
 
-function summary(form, presetLabel) {
+function summary(form, presetLabel, imageName) {
   if (presetLabel) return presetLabel;
   const o = formToOptions(form);
   if (!composes(o)) return "None (transparent cutout)";
   const parts = [];
   if (o.crop) parts.push(o.margin !== "0" ? `crop, margin ${o.margin}` : "crop");
   if (o.canvas) parts.push(`${o.canvas.replace("x", " × ")}${o.fill ? `, fill ${o.fill} %` : ""}${o.align === "bottom" ? ", bottom" : ""}`);
-  parts.push(form.background === "color" ? form.color : form.background === "image" ? "your image" : form.background);
+  parts.push(form.background === "color" ? form.color : form.background === "image" ? (imageName ? `image ${imageName}` : "no image chosen yet") : form.background);
   if (o.shadow !== "none") parts.push(`${o.shadow} shadow`);
   return `Custom: ${parts.join(", ")}`;
 }
@@ -542,7 +542,11 @@ export function setupControls({ presets = [], setFormat = () => {}, onChange = (
     } else if (which !== "custom" && custom) custom.remove();
     el.preset.value = which;
     const preset = known.find((p) => p.name === which);
-    el.summary.textContent = summary(f, which === "" ? "None (transparent cutout)" : preset ? preset.label || preset.name : "");
+    el.summary.textContent = summary(
+      f,
+      which === "" ? "None (transparent cutout)" : preset ? preset.label || preset.name : "",
+      backgroundImage?.name,
+    );
     el.rule.textContent = preset?.rule || "";
     el.rule.hidden = !preset?.rule;
     el.sizeRow.hidden = f.canvas !== "size";
