@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -403,3 +404,32 @@ def test_real_photo_square_white(session, data_dir: Path) -> None:  # type: igno
     assert (px[oy : oy + th, ox : ox + tw] < 230).any()
     if ox > 10:
         assert (px[:, : ox - 5] >= 250).all()
+
+
+def test_a_background_file_is_decoded_once_for_a_run_and_again_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch with --background FILE reads the file once, not once per photo (until the file changes)."""
+    from alphacut import compose
+
+    backdrop = tmp_path / "studio.png"
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(backdrop)
+    calls: list[str] = []
+    real = compose.read_background_image
+
+    def counting(source: Any, *, max_megapixels: float) -> np.ndarray:
+        calls.append(str(source))
+        return real(source, max_megapixels=max_megapixels)
+
+    monkeypatch.setattr(compose, "read_background_image", counting)
+    compose._decoded_background.cache_clear()
+    options = Options(crop=True, canvas="100x100", background_image=str(backdrop))
+    rgba = _square_cutout((80, 60), (20, 10, 60, 50))
+    first, _ = compose.listing_canvas(rgba, options)
+    second, _ = compose.listing_canvas(rgba, options)
+    assert len(calls) == 1 and np.array_equal(first, second)
+    assert tuple(first[0, 0, :3]) == (10, 200, 30)
+    Image.new("RGB", (64, 48), (200, 10, 30)).save(backdrop)  # a new file at the same path
+    os.utime(backdrop, ns=(1, 1))  # a different mtime even on coarse file-system clocks
+    third, _ = compose.listing_canvas(rgba, options)
+    assert len(calls) == 2 and tuple(third[0, 0, :3]) == (200, 10, 30)

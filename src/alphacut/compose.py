@@ -7,6 +7,7 @@ composition graph of :mod:`alphacut.listing_graph` (the pixels).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,22 @@ def read_background_image(source: str | Path | bytes, *, max_megapixels: float) 
     return np.ascontiguousarray(decoded.pixels8)
 
 
+def _background_file(path: str, max_megapixels: float) -> np.ndarray:
+    """:func:`read_background_image` of a file, decoded once for a whole batch (until it changes)."""
+    file = Path(path)
+    if not file.is_file():
+        return read_background_image(file, max_megapixels=max_megapixels)  # raises, saying what to do
+    stat = file.stat()
+    return _decoded_background(str(file.resolve()), stat.st_mtime_ns, stat.st_size, max_megapixels)
+
+
+@functools.lru_cache(maxsize=2)
+def _decoded_background(path: str, mtime_ns: int, size: int, max_megapixels: float) -> np.ndarray:
+    pixels = read_background_image(path, max_megapixels=max_megapixels)
+    pixels.setflags(write=False)  # shared by every cutout of the run
+    return pixels
+
+
 def listing_canvas(
     rgba: np.ndarray,
     options: Options,
@@ -77,7 +94,7 @@ def listing_canvas(
     if kind == "image":
         if background_image is None:
             assert options.background_image is not None
-            background_image = read_background_image(options.background_image, max_megapixels=options.max_megapixels)
+            background_image = _background_file(options.background_image, options.max_megapixels)
         bgimage = background_image
     canvas = (composer or default_composer()).compose(
         rgba8,
