@@ -78,7 +78,7 @@ def listing_canvas(
 ) -> tuple[np.ndarray, Layout]:
     """The listing photo (uint8 CHxCWx4, straight RGBA) of the cutout ``rgba`` (HxWx4, uint8 or uint16).
 
-    ``photo`` (the original, HxWx3/4 uint8) is needed for the ``blur`` background;
+    ``photo`` (the original, HxWx3/4, uint8 or uint16) is needed for the ``blur`` background;
     ``background_image`` (hxwx3 uint8) replaces reading ``options.background_image``.
     With ``options.mask`` the canvas is transparent and shadowless (its alpha is the mask).
     """
@@ -103,7 +103,7 @@ def listing_canvas(
         color=options.flatten_color,
         shadow=shadow,
         shadow_opacity=options.shadow_opacity,
-        photo=_photo8(photo),
+        photo=_photo8(photo) if kind == "blur" else None,
         bgimage=bgimage,
     )
     return canvas, plan

@@ -51,7 +51,7 @@ class Cutout:
     source_format: str = "unknown"
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    photo: np.ndarray | None = field(default=None, repr=False)  # the original pixels (a blurred listing background)
+    photo: np.ndarray | None = field(default=None, repr=False)  # the decoded pixels (a blurred listing background)
     options: Options | None = None  # what it was cut out with: encode's default
 
     @property
@@ -207,7 +207,7 @@ def _finish(
         source_format=decoded.format,
         warnings=list(decoded.warnings),
         timings=timings,
-        photo=decoded.pixels8,
+        photo=decoded.pixels,  # a reference: made 8-bit only if a blurred background needs it
         options=options,
     )
 
