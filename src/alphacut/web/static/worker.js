@@ -226,18 +226,24 @@ async function thumbnail(source, width, height) {
   return canvas.convertToBlob({ type: "image/png" });
 }
 
-// The photo's RGBA pixels as the refinement sees them (closes the bitmap). Like the
-// Python engine: transparent input pixels are shown to the model over white, and the
-// transparency the input had (inputAlpha, or null) is applied to the result.
-function photoPixels(bitmap) {
+// A bitmap's RGBA pixels, as they are (closes the bitmap).
+function bitmapPixels(bitmap) {
   const { width, height } = bitmap;
-  const n = width * height;
   const canvas = new OffscreenCanvas(width, height);
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   ctx.drawImage(bitmap, 0, 0);
   bitmap.close();
-  const pixels = new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer);
+  const rgba = new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer);
   canvas.width = canvas.height = 1; // release the canvas memory early
+  return { rgba, width, height };
+}
+
+// The photo's RGBA pixels as the refinement sees them (closes the bitmap). Like the
+// Python engine: transparent input pixels are shown to the model over white, and the
+// transparency the input had (inputAlpha, or null) is applied to the result.
+function photoPixels(bitmap) {
+  const { rgba: pixels, width, height } = bitmapPixels(bitmap);
+  const n = width * height;
   let inputAlpha = null;
   for (let i = 3; i < pixels.length; i += 4) {
     if (pixels[i] !== 255) {
@@ -371,15 +377,7 @@ function listingSession(name) {
 }
 
 async function pixelsOf(blob) {
-  const bitmap = await decode(blob);
-  const { width, height } = bitmap;
-  const canvas = new OffscreenCanvas(width, height);
-  const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  ctx.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  const rgba = new Uint8Array(ctx.getImageData(0, 0, width, height).data.buffer);
-  canvas.width = canvas.height = 1;
-  return { rgba, width, height };
+  return bitmapPixels(await decode(blob));
 }
 
 async function listingSource(key, png) {
@@ -647,16 +645,11 @@ async function touchup(msg) {
 // The mask as an 8-bit grayscale PNG: what `alphacut cut --start-mask` reads back exactly.
 async function encodeMaskPNG(msg) {
   const { mask, width, height } = msg;
-  const ihdr = new Uint8Array(13);
-  const view = new DataView(ihdr.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  ihdr.set([8, 0, 0, 0, 0], 8); // 8-bit grayscale, deflate, no filter, no interlace
   const rows = new Uint8Array(height * (width + 1)); // each row: filter byte 0, then the row
   for (let y = 0; y < height; y++) rows.set(mask.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
   const stream = new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate"));
   const data = new Uint8Array(await new Response(stream).arrayBuffer());
-  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), ...pngChunk("IHDR", ihdr)];
+  const parts = pngStart(width, height, GRAY); // rows unfiltered (filter byte 0)
   parts.push(...pngChunk("IDAT", data), ...pngChunk("IEND", new Uint8Array(0)));
   post({ type: "touchup-mask", id: msg.id, png: new Blob(parts, { type: "image/png" }) });
 }
@@ -683,6 +676,19 @@ function crc32(chunks) {
   return (c ^ 0xffffffff) >>> 0;
 }
 
+const GRAY = 0;
+const RGBA = 6;
+
+// The PNG signature and IHDR: 8 bits per sample, deflate, adaptive filtering, no interlace.
+function pngStart(width, height, colorType) {
+  const ihdr = new Uint8Array(13);
+  const view = new DataView(ihdr.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  ihdr.set([8, colorType, 0, 0, 0], 8);
+  return [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), ...pngChunk("IHDR", ihdr)];
+}
+
 function pngChunk(type, data) {
   const head = new Uint8Array(8);
   const view = new DataView(head.buffer);
@@ -695,12 +701,6 @@ function pngChunk(type, data) {
 }
 
 async function encodePNG(rgba, width, height) {
-  const ihdr = new Uint8Array(13);
-  const view = new DataView(ihdr.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  ihdr.set([8, 6, 0, 0, 0], 8); // 8-bit RGBA, deflate, adaptive filtering, no interlace
-
   // Zlib stream of filtered rows ("Sub" filter), fed in bands to bound memory.
   const stream = new CompressionStream("deflate");
   const writer = stream.writable.getWriter();
@@ -731,7 +731,7 @@ async function encodePNG(rgba, width, height) {
   await reading;
 
   // IDAT may be split into several chunks; group the deflate output into ~1 MiB ones.
-  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), ...pngChunk("IHDR", ihdr)];
+  const parts = pngStart(width, height, RGBA);
   let pending = [];
   let size = 0;
   const flush = () => {
