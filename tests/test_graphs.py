@@ -323,3 +323,55 @@ def test_no_ghost_past_the_masks_transition(post: ort.InferenceSession) -> None:
     alpha, _ = _post(post, photo, mask)
     assert alpha[100:400, 262:300].max() < 0.01
     assert alpha[110:390, 110:240].min() > 0.99
+
+
+# -- closed-form matting stage (opt-in) ----------------------------------------
+
+
+def _matting_session(params: PostprocessParams) -> ort.InferenceSession:
+    """The matting stage alone: ``guide`` [1,3,h,w] (colours centred on 0) and ``p`` -> ``out``."""
+    from onnx import TensorProto, helper
+
+    from alphacut.graphs import _Graph, _matting
+
+    g = _Graph()
+    g.op("Identity", _matting(g, "guide", "p", params), out="out")
+    shape = [1, None, None, None]
+    model = g.model(
+        [helper.make_tensor_value_info("guide", TensorProto.FLOAT, shape), helper.make_tensor_value_info("p", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
+        "matting",
+    )
+    return _session(model)
+
+
+def test_matting_recovers_a_two_colour_blend() -> None:
+    """Where a photo is a blend of two colours, the true alpha is what the matting Laplacian keeps
+    (Levin et al.): from a mask that only knows the two ends, the stage finds the ramp between."""
+    h, w = 40, 120
+    x = np.linspace(-1, 2, w, dtype=np.float32)
+    truth = np.broadcast_to(np.clip(x, 0, 1), (h, w)).copy()  # 0 left, a 40-px ramp, 1 right
+    f, b = np.float32([0.9, 0.3, 0.2]), np.float32([0.1, 0.4, 0.8])
+    rng = np.random.default_rng(0)
+    image = truth[..., None] * f + (1 - truth[..., None]) * b + rng.normal(0, 0.002, (h, w, 3)).astype(np.float32)
+    mask = np.where(truth <= 0, 0.0, np.where(truth >= 1, 1.0, 0.5)).astype(np.float32)  # unsure: 0.5
+    # a negligible pull towards the mask, enough steps to converge: the system itself is tested
+    sess = _matting_session(PostprocessParams(matting=True, matting_soft_only=False, matting_weak=1e-3, matting_iters=60))
+    out = sess.run(["out"], {"guide": (image - 0.5).transpose(2, 0, 1)[None], "p": mask[None, None]})[0][0, 0]
+    ramp = (truth > 0) & (truth < 1)
+    assert np.abs(mask - truth)[ramp].mean() > 0.2  # the mask alone is far off ...
+    assert np.abs(out - truth)[ramp].mean() < 0.03  # ... the matte follows the blend
+    np.testing.assert_allclose(out[~ramp], truth[~ramp], atol=0.02)  # what the mask is sure of stays
+
+
+def test_matting_is_finite_on_flat_colour() -> None:
+    """Flat colour makes the windows' covariance zero: rounding must not give inf or NaN."""
+    post = _session(build_postprocess_graph(PostprocessParams(matting=True)))
+    image = np.full((225, 300, 3), (200, 120, 40), np.uint8)
+    image[60:160, 80:220] = (30, 30, 30)  # a plain box on a plain background
+    mask = np.zeros((1, 1, 1024, 1024), np.float32)
+    mask[..., 273:711, 273:751] = 1
+    mask[..., 263:283, 263:761] = 0.5  # an unsure band along the top
+    alpha, fg = _post(post, image, mask)
+    assert np.isfinite(alpha).all() and np.isfinite(fg).all()
+    assert alpha[110, 150] > 0.99 and alpha[10, 10] < 0.01

@@ -72,7 +72,14 @@ transition, adapting to what is at the edge (``_adaptive_alpha``):
 5. A gentle linear snap (``snap_low``..``snap_high`` -> 0..1) folded into the
    coefficients; optional despeckle (off by default: it changes the model's
    decisions).
-6. Blur-fusion foreground estimation (Forte & Pitie 2021), two iterations at
+6. Optional, off by default (``matting``): before steps 1-5, closed-form
+   matting with large-kernel Laplacians (He, Sun and Tang 2010) solved by a
+   fixed number of conjugate-gradient steps inside the mask's transition,
+   where it is soft and a colour model fits (``_matting``). Measured on every
+   set in ``benchmarks/quality.py``: better on fur (the lemur) and the
+   matting photos, no better on everyday photos, at about 100 ms more per
+   photo; see ``benchmarks/RESULTS.md``.
+7. Blur-fusion foreground estimation (Forte & Pitie 2021), two iterations at
    working resolution; the final correction
    ``F = F_blur + a (I - B_blur - a (F_blur - B_blur))`` runs at full
    resolution, in the apply stage.
@@ -147,6 +154,14 @@ class PostprocessParams:
     snap_high: float = 0.98  # alpha above this becomes 1
     fg_radius_coarse: int = 24  # blur-fusion first pass radius
     fg_radius_fine: int = 3  # blur-fusion second pass radius
+    matting: bool = False  # closed-form matting inside the mask's transition first (opt-in: see RESULTS.md)
+    matting_radius: int = 4  # matting Laplacian window radius, working pixels
+    matting_eps: float = 1e-3  # its regulariser (per window; divided by the window's size)
+    matting_iters: int = 8  # conjugate-gradient steps (from the mask: more change little)
+    matting_weak: float = 0.02  # pull towards the mask inside its transition (1 where it is sure)
+    matting_known: tuple[float, float] = (0.05, 0.95)  # mask below / above this: sure (0 / 1)
+    matting_soft_only: bool = True  # the matte replaces the mask only at soft edges (see soft_low/high)
+    matting_fit: tuple[float, float] | None = (0.5, 0.9)  # ... and where a colour model fits (R^2 ramp)
 
     def __post_init__(self) -> None:
         if self.work_size < 8:
@@ -159,11 +174,14 @@ class PostprocessParams:
             "speck_radius",
             "fg_radius_coarse",
             "fg_radius_fine",
+            "matting_radius",
         ):
             value = getattr(self, name)
             if not 1 <= value <= 256:
                 raise ValueError(f"{name} must be in 1..256, got {value}")
-        for name in ("fine_fit", "coarse_fit"):
+        for name in ("fine_fit", "coarse_fit", "matting_known", "matting_fit"):
+            if getattr(self, name) is None:
+                continue
             low, high = getattr(self, name)
             if not 0 <= low < high <= 1:
                 raise ValueError(f"{name} must be (low, high) with 0 <= low < high <= 1, got {(low, high)}")
@@ -171,6 +189,10 @@ class PostprocessParams:
             raise ValueError(f"need 0 <= soft_low < soft_high, got {self.soft_low}, {self.soft_high}")
         if not self.sharpen >= 1:
             raise ValueError(f"sharpen must be >= 1, got {self.sharpen}")
+        if not 0 <= self.matting_iters <= 200:
+            raise ValueError(f"matting_iters must be in 0..200, got {self.matting_iters}")
+        if not (self.matting_eps > 0 and self.matting_weak > 0):
+            raise ValueError(f"matting_eps and matting_weak must be > 0, got {self.matting_eps}, {self.matting_weak}")
         if not self.gf_eps > 0:
             raise ValueError(f"gf_eps must be > 0, got {self.gf_eps}")
         if not 0 <= self.speck_mass < 0.5:
@@ -329,6 +351,55 @@ def _box(g: _Graph, x: str, radius: int) -> str:
     return g.op("AveragePool", x, kernel_shape=[k, 1], pads=[radius, 0, radius, 0], count_include_pad=0)
 
 
+def _inverse3(g: _Graph, mean: list[str], mean_products: list[str], eps: float) -> tuple[list[str], str]:
+    """The windows' colour covariance plus ``eps`` on its diagonal, inverted.
+
+    ``mean`` holds the three channel means, ``mean_products`` the six means of
+    the products (00, 01, 02, 11, 12, 22). Returns the six cofactors (the
+    symmetric adjugate, in the same order) and 1 / determinant: eps > 0 keeps
+    the matrix positive definite.
+    """
+    m0, m1, m2 = mean
+    e = g.const(eps)
+
+    def variance(mean_square: str, m: str) -> str:
+        # E[x^2] - E[x]^2 can come out a little below 0 in float32 on flat colour: never below.
+        return g.add(g.op("Relu", g.sub(mean_square, g.mul(m, m))), e)
+
+    s00 = variance(mean_products[0], m0)
+    s01 = g.sub(mean_products[1], g.mul(m0, m1))
+    s02 = g.sub(mean_products[2], g.mul(m0, m2))
+    s11 = variance(mean_products[3], m1)
+    s12 = g.sub(mean_products[4], g.mul(m1, m2))
+    s22 = variance(mean_products[5], m2)
+
+    def det2(a: str, b: str, c: str, d: str) -> str:
+        return g.sub(g.mul(a, b), g.mul(c, d))
+
+    c00 = det2(s11, s22, s12, s12)
+    c01 = det2(s02, s12, s01, s22)
+    c02 = det2(s01, s12, s02, s11)
+    c11 = det2(s00, s22, s02, s02)
+    c12 = det2(s01, s02, s00, s12)
+    c22 = det2(s00, s11, s01, s01)
+    det = g.add(g.add(g.mul(s00, c00), g.mul(s01, c01)), g.mul(s02, c02))
+    # A positive definite matrix whose eigenvalues are all >= eps has det >= eps^3; rounding
+    # on flat colour must not take it to 0 (or below), where the inverse would be inf.
+    det = g.op("Max", det, g.const(eps**3))
+    return [c00, c01, c02, c11, c12, c22], g.op("Reciprocal", det)
+
+
+def _solve3(g: _Graph, inverse: tuple[list[str], str], v: list[str]) -> str:
+    """The inverse from :func:`_inverse3` times the 3-vector ``v`` (three [1,1,h,w] maps): [1,3,h,w]."""
+    (c00, c01, c02, c11, c12, c22), inv_det = inverse
+
+    def row(x: str, y: str, z: str) -> str:
+        dot = g.add(g.add(g.mul(x, v[0]), g.mul(y, v[1])), g.mul(z, v[2]))
+        return g.mul(dot, inv_det)
+
+    return g.op("Concat", row(c00, c01, c02), row(c01, c11, c12), row(c02, c12, c22), axis=1)
+
+
 def _guided_filter(
     g: _Graph, guide: str, p: str, eps: float, mean: Callable[[str], str], mean2: Callable[[str], str]
 ) -> tuple[str, str, str]:
@@ -356,32 +427,8 @@ def _guided_filter(
     mi3 = g.op("Concat", *mi, axis=1)
     cov_ip = g.sub(mip, g.mul(mi3, mp))
     v = g.ops("Split", cov_ip, g.i64(1, 1, 1), n=3, axis=1)
-    e = g.const(eps)
-    s00 = g.add(g.sub(mii[0], g.mul(mi[0], mi[0])), e)
-    s01 = g.sub(mii[1], g.mul(mi[0], mi[1]))
-    s02 = g.sub(mii[2], g.mul(mi[0], mi[2]))
-    s11 = g.add(g.sub(mii[3], g.mul(mi[1], mi[1])), e)
-    s12 = g.sub(mii[4], g.mul(mi[1], mi[2]))
-    s22 = g.add(g.sub(mii[5], g.mul(mi[2], mi[2])), e)
-
-    def det2(a: str, b: str, c: str, d: str) -> str:
-        return g.sub(g.mul(a, b), g.mul(c, d))
-
-    # Symmetric 3x3 inverse by cofactors (eps > 0 keeps it positive definite).
-    c00 = det2(s11, s22, s12, s12)
-    c01 = det2(s02, s12, s01, s22)
-    c02 = det2(s01, s12, s02, s11)
-    c11 = det2(s00, s22, s02, s02)
-    c12 = det2(s01, s02, s00, s12)
-    c22 = det2(s00, s11, s01, s01)
-    det = g.add(g.add(g.mul(s00, c00), g.mul(s01, c01)), g.mul(s02, c02))
-    inv_det = g.op("Reciprocal", det)
-
-    def row(x: str, y: str, z: str) -> str:
-        dot = g.add(g.add(g.mul(x, v[0]), g.mul(y, v[1])), g.mul(z, v[2]))
-        return g.mul(dot, inv_det)
-
-    a = g.op("Concat", row(c00, c01, c02), row(c01, c11, c12), row(c02, c12, c22), axis=1)
+    inverse = _inverse3(g, mi, mii, eps)
+    a = _solve3(g, inverse, v)
     b = g.sub(mp, g.op("ReduceSum", g.mul(a, mi3), g.i64(1), keepdims=1))
     # R^2 of the window's fit: explained variance a . cov(I, p) over var(p).
     var_p = g.sub(mpp, g.mul(mp, mp))
@@ -417,6 +464,110 @@ def _despeckle(g: _Graph, p: str, mask: str, cell: int, mass: float) -> str:
     return g.sub(g.const(1.0), g.mul(g.sub(g.const(1.0), p), keep_bg))
 
 
+def _soft_edges(g: _Graph, p: str, params: PostprocessParams) -> str:
+    """0 at crisp outlines, 1 at soft ones (fur, hair, fluff), from the width of the mask's transition.
+
+    The width is the share of uncertain mask pixels (0.05..0.95) within
+    ``soft_radius``, times the window's width, in working pixels; it ramps
+    from ``soft_low`` to ``soft_high``.
+    """
+    uncertain = g.op(
+        "Cast",
+        g.op("And", g.op("Greater", p, g.const(0.05)), g.op("Less", p, g.const(0.95))),
+        to=TensorProto.FLOAT,
+    )
+    width = g.mul(_box(g, uncertain, params.soft_radius), g.const(float(2 * params.soft_radius + 1)))
+    soft_span = params.soft_high - params.soft_low
+    return g.clip(g.mul(g.sub(width, g.const(params.soft_low)), g.const(1 / soft_span)))
+
+
+def _matting(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
+    """Closed-form matting (Levin et al.) inside the mask's own transition, at working resolution.
+
+    Solves ``(L + lambda C) alpha = lambda C prior`` where ``L`` is the matting
+    Laplacian over ``(2r+1)^2`` windows (``r`` = ``matting_radius``) and ``C``
+    is a per-pixel confidence: 1 where the model is sure (mask below / above
+    ``matting_known``; the prior there is the mask's 0 or 1), ``matting_weak``
+    inside its transition (the prior there is the mask itself, a weak pull that
+    keeps the solution near the model where the colours say nothing). The
+    Laplacian is never formed: ``L x = |w| (x - GF(x))``, GF being the colour
+    guided filter of ``x`` with ``eps / |w|`` (He, Sun and Tang 2010), so each
+    conjugate-gradient step is two exact box means and per-pixel arithmetic.
+    ``matting_iters`` steps from the prior, unrolled (the same fixed work for
+    every photo, and the same graph in the browser). Only the mask's
+    uncertain pixels are free: the solution follows the photo's colours
+    there (strands of fur and hair get partial coverage). With
+    ``matting_soft_only`` the matte replaces the mask only where its transition
+    is wide (``_soft_edges``) and, with ``matting_fit``, where a colour model
+    explains the mask over a wide window (on a busy background the matte picks
+    up the background's texture); the rest of the refinement
+    (``_adaptive_alpha``) takes the result as its mask.
+    """
+    r = params.matting_radius
+
+    def box(x: str) -> str:
+        return _box(g, x, r)
+
+    i = [g.channel(guide, c, c + 1) for c in range(3)]
+    products = [g.mul(x, y) for x, y in ((i[0], i[0]), (i[0], i[1]), (i[0], i[2]), (i[1], i[1]), (i[1], i[2]), (i[2], i[2]))]
+    m = g.ops("Split", box(g.op("Concat", guide, *products, axis=1)), g.i64(1, 1, 1, 1, 1, 1, 1, 1, 1), n=9, axis=1)
+    mu = g.op("Concat", *m[0:3], axis=1)
+    inverse = _inverse3(g, m[0:3], m[3:9], params.matting_eps / (2 * r + 1) ** 2)
+
+    def laplacian(x: str) -> str:
+        """(L / |w|) x = x - GF(x)."""
+        mx, mix = g.ops("Split", box(g.op("Concat", x, g.mul(guide, x), axis=1)), g.i64(1, 3), n=2, axis=1)
+        cov = g.ops("Split", g.sub(mix, g.mul(mu, mx)), g.i64(1, 1, 1), n=3, axis=1)
+        a = _solve3(g, inverse, cov)
+        b = g.sub(mx, g.op("ReduceSum", g.mul(a, mu), g.i64(1), keepdims=1))
+        ma, mb = g.ops("Split", box(g.op("Concat", a, b, axis=1)), g.i64(3, 1), n=2, axis=1)
+        return g.sub(x, g.add(g.op("ReduceSum", g.mul(ma, guide), g.i64(1), keepdims=1), mb))
+
+    low, high = params.matting_known
+    known = g.op("Or", g.op("Less", p, g.const(low)), g.op("Greater", p, g.const(high)))
+    weight = g.op("Where", known, g.const(1.0), g.const(params.matting_weak))
+    prior = g.op("Where", known, g.op("Cast", g.op("Greater", p, g.const(0.5)), to=TensorProto.FLOAT), p)
+
+    def system(x: str) -> str:
+        return g.add(laplacian(x), g.mul(weight, x))
+
+    def dot(x: str, y: str) -> str:
+        return g.op("ReduceSum", g.mul(x, y), keepdims=0)
+
+    tiny = g.const(1e-30)
+    x = prior
+    res = g.sub(g.mul(weight, prior), system(x))
+    d, rr = res, dot(res, res)
+    for _ in range(params.matting_iters):
+        ad = system(d)
+        step = g.div(rr, g.add(dot(d, ad), tiny))
+        x = g.add(x, g.mul(step, d))
+        res = g.sub(res, g.mul(step, ad))
+        rr_next = dot(res, res)
+        d = g.add(res, g.mul(g.div(rr_next, g.add(rr, tiny)), d))
+        rr = rr_next
+    # Belt and braces: a step that failed numerically leaves the mask as it was.
+    x = g.op("Where", g.op("IsNaN", x), p, x)
+    if not params.matting_soft_only:
+        return g.clip(x)
+    # Only where the transition is wide: at crisp outlines the mask stays as it is.
+    gate = _soft_edges(g, p, params)
+    if params.matting_fit is not None:
+        # ... and where the photo's colours explain the mask over a wide window (a colour
+        # line model fits): on a busy background the matte picks up its texture (grass
+        # between legs) and the mask is the better guess.
+        assert g.work_hw is not None
+        half = g.op("Max", g.op("Div", g.work_hw, g.i64(2, 2)), g.i64(1, 1))
+        rc = max(1, params.gf_radius // 2)
+        _, _, fit = _guided_filter(
+            g, g.to_size(guide, half), g.to_size(p, half), params.gf_eps, lambda v: _box(g, v, rc), lambda v: _box(g, v, rc)
+        )
+        low_fit, high_fit = params.matting_fit
+        fit = g.clip(g.mul(g.sub(g.to_size(fit, g.work_hw), g.const(low_fit)), g.const(1 / (high_fit - low_fit))))
+        gate = g.mul(gate, fit)
+    return g.add(p, g.mul(gate, g.sub(g.clip(x), p)))
+
+
 def _adaptive_alpha(
     g: _Graph, guide: str, p: str, upscale: str, params: PostprocessParams
 ) -> tuple[str, str, str, str]:
@@ -447,15 +598,7 @@ def _adaptive_alpha(
     background) nor punch holes in what the model is sure of.
     """
     assert g.work_hw is not None
-    # Transition width: the share of uncertain mask pixels in the window, times its width.
-    uncertain = g.op(
-        "Cast",
-        g.op("And", g.op("Greater", p, g.const(0.05)), g.op("Less", p, g.const(0.95))),
-        to=TensorProto.FLOAT,
-    )
-    width = g.mul(_box(g, uncertain, params.soft_radius), g.const(float(2 * params.soft_radius + 1)))
-    soft_span = params.soft_high - params.soft_low
-    soft = g.clip(g.mul(g.sub(width, g.const(params.soft_low)), g.const(1 / soft_span)))
+    soft = _soft_edges(g, p, params)
     r = params.fine_radius
     a_f, b_f, fit_f = _guided_filter(
         g, guide, p, params.gf_eps, lambda x: _box(g, x, r), lambda x: _box(g, x, r)
@@ -572,6 +715,8 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
         p = g.clip(g.resize(mask, sizes(1, hw_work)))
         if params.despeckle:
             p = _despeckle(g, p, mask, params.speck_radius, params.speck_mass)
+        if params.matting and params.matting_iters:
+            p = _matting(g, g.sub(small, g.const(0.5)), p, params)
         # How much the apply stage upsamples the working-resolution maps.
         upscale = g.op("Max", g.div(longest, g.const([float(params.work_size)])), g.const([1.0]))
         a, b, lo, hi = _adaptive_alpha(g, g.sub(small, g.const(0.5)), p, upscale, params)
