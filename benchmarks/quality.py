@@ -6,6 +6,7 @@
     python benchmarks/quality.py --methods default,post:clamp_radius=4,fine_fit=0.4/0.8
     python benchmarks/quality.py --limit 10               # the first 10 photos of each set
     python benchmarks/quality.py --write                  # also update RESULTS.md
+    python benchmarks/quality.py --ceiling                # also: how far edge refinement could go
 
 Sets (``--sets``), read from the shared data folder beside the checkout
 (``ALPHACUT_DATA`` moves it; nothing is copied into the repository):
@@ -910,6 +911,59 @@ def time_postprocess(
     return rows
 
 
+# ---------------------------------------------------------------- ceiling
+
+CEILING_PX = (4, 8)  # the thin band: unsure pixels within this many pixels of both sure sides
+
+
+def edge_ceiling(runner: Runner, refs: Sequence[SampleRef]) -> dict[str, float]:
+    """How far any edge refinement of the model's mask could go, from the truth itself.
+
+    The raw cutout (the model's mask upsampled) with the truth put in place of
+    its unsure pixels (0.05 < mask < 0.95): in a thin band, those within
+    ``CEILING_PX`` pixels of both a sure-subject and a sure-background pixel
+    (an edge), and in all of them (also wide areas where the model cannot
+    decide what the subject is). A refinement that keeps the model's sure
+    pixels and works at its edges cannot beat the thin-band figure; the
+    rest of the error is the model's. Returns mean edge figures: ``raw``,
+    ``thin N px`` and ``all unsure``.
+    """
+    rows: list[list[float]] = []
+    for ref in refs:
+        sample = ref.load()
+        raw = runner.run("raw", sample).alpha
+        truth = sample.alpha
+        band = sample.truth.band
+        unsure = (raw > 0.05) & (raw < 0.95)
+        near_fg = ndimage.distance_transform_edt(~(raw >= 0.95))
+        near_bg = ndimage.distance_transform_edt(~(raw <= 0.05))
+        row = [float(np.abs(raw - truth)[band].mean())]
+        for px in CEILING_PX:
+            thin = unsure & (near_fg <= px) & (near_bg <= px)
+            row.append(float(np.abs(np.where(thin, truth, raw) - truth)[band].mean()))
+        row.append(float(np.abs(np.where(unsure, truth, raw) - truth)[band].mean()))
+        rows.append(row)
+    means = np.mean(rows, axis=0)
+    names = ["raw", *(f"thin {px} px" for px in CEILING_PX), "all unsure"]
+    return dict(zip(names, map(float, means), strict=True))
+
+
+def render_ceiling(ceilings: dict[str, dict[str, float]]) -> str:
+    names = ["raw", *(f"thin {px} px" for px in CEILING_PX), "all unsure"]
+    lines = [
+        "Edge ceiling: the raw cutout with the truth put in place of the model's unsure pixels "
+        "(0.05 < mask < 0.95), in a thin band (within N px of both a sure-subject and a "
+        "sure-background pixel: the edges) or everywhere (also where the model cannot decide what "
+        "the subject is). Edge, and its ratio to raw's:",
+        "",
+        "| set | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for name, c in ceilings.items():
+        lines.append(f"| {name} | " + " | ".join(f"{c[k]:.4f} ({c[k] / c['raw']:.2f}x)" for k in names) + " |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- report
 
 SET_LABELS = {
@@ -999,6 +1053,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-sheets", action="store_true", help=f"skip the contact sheets ({SHEETS})")
     ap.add_argument("--json", type=Path, help="write the per-photo metrics here")
     ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    ap.add_argument(
+        "--ceiling", action="store_true", help="also report how far edge refinement could go (truth in the unsure band)"
+    )
     args = ap.parse_args(argv)
     methods = split_methods(args.methods)
     for m in methods:
@@ -1022,6 +1079,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"contact sheet: {path}")
     timing = [] if args.no_timing else time_postprocess(runner)
     text = render(reports, timing, runtime=runner.session.runtime)
+    if args.ceiling:
+        text += "\n\n" + render_ceiling({s: edge_ceiling(runner, chosen[s]) for s in sets})
     print(text)
     if args.json:
         blob = json.dumps({k: r.to_json() for k, r in reports.items()}, indent=1)
