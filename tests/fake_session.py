@@ -31,6 +31,7 @@ class FakeSession:
         self.running = 0
         self.max_running = 0
         self.post_masks: list[np.ndarray] = []  # the masks postprocess was given (the model's, or a start mask)
+        self.post_params: list[PostprocessParams] = []  # and the parameters
         self._lock = threading.Lock()
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
@@ -58,6 +59,7 @@ class FakeSession:
         self, image: np.ndarray, mask: np.ndarray, params: PostprocessParams
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self.post_masks.append(mask)
+        self.post_params.append(params)
         h, w = image.shape[:2]
         yy, xx = np.mgrid[0:h, 0:w]
         r = min(h, w) / 3

@@ -66,6 +66,8 @@ def test_raw_body_and_multipart_with_options() -> None:
     assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).mode == "L"
     r = asyncio.run(_post(app, url=URL + "?format=webp&refine=false&foreground=0", content=solid((64, 48))))
     assert r.status_code == 200 and r.headers["content-type"] == "image/webp"
+    r = asyncio.run(_post(app, url=URL + "?edges=crisp", content=solid((64, 48))))
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).mode == "RGBA"
 
 
 def test_multipart_upload_never_touches_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,7 +126,8 @@ def test_unusable_images_get_json_errors(body: bytes, ctype: str, status: int, w
     ("query", "words"),
     [("bogus=1", "unknown query parameter 'bogus'"), ("mask=maybe", "true or false"),
      ("format=gif", "use one of png, webp, jpeg"), ("max_megapixels=nan", "finite"),
-     ("background=notacolour", "cannot read colour"), ("mask=1&mask=0", "twice")],
+     ("background=notacolour", "cannot read colour"), ("mask=1&mask=0", "twice"),
+     ("edges=blurry", "use one of auto, crisp, soft")],
 )
 def test_bad_options_are_400(query: str, words: str) -> None:
     r = asyncio.run(_post(_app(), url=f"{URL}?{query}", content=solid((64, 48))))

@@ -208,6 +208,19 @@ def test_cut_with_a_start_mask_refines_it_without_the_model(tmp_path: Path, fake
         assert im.size == (w, h) and im.mode == "RGBA"
 
 
+def test_cut_edges_picks_the_edge_style(tmp_path: Path, fake_model: FakeSession) -> None:
+    from alphacut.graphs import edge_params
+
+    photo = small_photo(tmp_path / "photo.jpg")
+    for edges in ("crisp", "soft", "auto"):
+        code, _, err = run("cut", str(photo), "--edges", edges, "-o", str(tmp_path / f"{edges}.png"))
+        assert code == 0, err
+        assert fake_model.post_params[-1] == edge_params(edges)
+    assert edge_params("crisp") != edge_params("auto") != edge_params("soft")
+    code, _, err = run("cut", str(photo), "--edges", "blurry")
+    assert code == 2 and "auto" in err and "crisp" in err and "soft" in err
+
+
 def test_cut_start_mask_refusals(tmp_path: Path, fake_model: FakeSession) -> None:
     photo = small_photo(tmp_path / "photo.jpg")
     other = small_photo(tmp_path / "other.jpg", "car-3.jpg")

@@ -101,14 +101,15 @@ def test_fingerprint_follows_every_option_and_the_model() -> None:
 
 
 def test_fingerprint_of_default_listing_values_is_the_one_before_listing_existed() -> None:
-    """Folders cut out before the listing options existed are not redone: at their defaults
-    those options are left out of the fingerprint."""
+    """Folders cut out before the listing options (and ``edges``) existed are not redone: at
+    their defaults those options are left out of the fingerprint."""
     import hashlib
     import json
 
     from alphacut.options import LISTING_FIELDS
 
-    before = {k: v for k, v in dataclasses.asdict(Options(format="webp")).items() if k not in LISTING_FIELDS}
+    later = (*LISTING_FIELDS, "edges")
+    before = {k: v for k, v in dataclasses.asdict(Options(format="webp")).items() if k not in later}
     payload = json.dumps({"options": before, "model": "a" * 64}, sort_keys=True, default=str)
     assert fingerprint(Options(format="webp"), "a" * 64) == hashlib.sha256(payload.encode()).hexdigest()[:16]
 

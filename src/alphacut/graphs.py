@@ -109,12 +109,14 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 __all__ = [
+    "EDGES",
     "OPSET",
     "PostprocessParams",
     "build_apply_graph",
     "build_coefficients_graph",
     "build_postprocess_graph",
     "build_preprocess_graph",
+    "edge_params",
     "to_bytes",
 ]
 
@@ -141,6 +143,7 @@ class PostprocessParams:
     fine_radius: int = 2  # fine guided filter: exact box window radius, working pixels
     gf_radius: int = 8  # coarse guided filter: exact box window radius, working pixels
     gf_eps: float = 1e-3  # guided filter regulariser (larger = smoother)
+    soft_edges: bool = True  # soft (wide) transitions get the coarse colour fit; False: every edge is crisp
     fine_fit: tuple[float, float] = (0.6, 0.9)  # fit R^2 from which (to which) the fine filter takes over
     coarse_fit: tuple[float, float] = (0.3, 0.7)  # the same for the coarse filter, on soft edges only
     clamp_radius: int = 2  # alpha stays within the mask's own min/max over this radius
@@ -201,6 +204,31 @@ class PostprocessParams:
             raise ValueError(
                 f"need 0 <= snap_low < snap_high <= 1, got {self.snap_low}, {self.snap_high}"
             )
+
+
+EDGES = ("auto", "crisp", "soft")
+
+
+def edge_params(edges: str = "auto", **changes: Any) -> PostprocessParams:
+    """The post-processing parameters of an edge style (``Options.edges``).
+
+    - ``auto``: the defaults: crisp outlines stay crisp, wide (soft) transitions get a
+      soft colour-guided alpha.
+    - ``crisp``: every edge is treated as an outline (no soft colour fit): hard
+      objects, products, everyday photos with clean outlines.
+    - ``soft``: closed-form matting inside the mask's soft transitions first, wherever
+      they are soft (hair, fur, fluff, plants).
+
+    Measured on every set of ``benchmarks/quality.py`` (RESULTS.md).
+    """
+    if edges not in EDGES:
+        raise ValueError(f"unknown edges {edges!r}: use one of {', '.join(EDGES)}")
+    styles: dict[str, dict[str, Any]] = {
+        "auto": {},
+        "crisp": {"soft_edges": False},
+        "soft": {"matting": True, "matting_fit": None},
+    }
+    return PostprocessParams(**(styles[edges] | changes))
 
 
 class _Graph:
@@ -598,31 +626,33 @@ def _adaptive_alpha(
     background) nor punch holes in what the model is sure of.
     """
     assert g.work_hw is not None
-    soft = _soft_edges(g, p, params)
     r = params.fine_radius
     a_f, b_f, fit_f = _guided_filter(
         g, guide, p, params.gf_eps, lambda x: _box(g, x, r), lambda x: _box(g, x, r)
     )
 
-    # The coarse filter's statistics at half the working resolution (boxes of half the
-    # radius): a quarter of the pixels and half the taps, the same windows.
-    half = g.op("Max", g.op("Div", g.work_hw, g.i64(2, 2)), g.i64(1, 1))
-    rc = max(1, params.gf_radius // 2)
-    a_c, b_c, fit_c = _guided_filter(
-        g, g.to_size(guide, half), g.to_size(p, half), params.gf_eps, lambda x: _box(g, x, rc), lambda x: _box(g, x, rc)
-    )
-    coarse = g.to_size(g.op("Concat", a_c, b_c, fit_c, axis=1), g.work_hw)
-    a_c, b_c, fit_c = g.ops("Split", coarse, g.i64(3, 1, 1), n=3, axis=1)
 
     def weight(fit: str, ramp: tuple[float, float]) -> str:
         return g.clip(g.mul(g.sub(fit, g.const(ramp[0])), g.const(1 / (ramp[1] - ramp[0]))))
+
+    fits = [(a_f, b_f, weight(fit_f, params.fine_fit))]
+    if params.soft_edges:
+        # The coarse filter's statistics at half the working resolution (boxes of half the
+        # radius): a quarter of the pixels and half the taps, the same windows.
+        half = g.op("Max", g.op("Div", g.work_hw, g.i64(2, 2)), g.i64(1, 1))
+        rc = max(1, params.gf_radius // 2)
+        a_c, b_c, fit_c = _guided_filter(
+            g, g.to_size(guide, half), g.to_size(p, half), params.gf_eps, lambda x: _box(g, x, rc), lambda x: _box(g, x, rc)
+        )
+        coarse = g.to_size(g.op("Concat", a_c, b_c, fit_c, axis=1), g.work_hw)
+        a_c, b_c, fit_c = g.ops("Split", coarse, g.i64(3, 1, 1), n=3, axis=1)
+        fits.append((a_c, b_c, g.mul(weight(fit_c, params.coarse_fit), _soft_edges(g, p, params))))
 
     # Sharpened mask: k (p - 0.5) + 0.5, clipped, then the colour fits blended in.
     k = g.mul(upscale, g.const(params.sharpen))
     sharp = g.add(g.mul(g.sub(p, g.const(0.5)), k), g.const(0.5))
     b = g.clip(sharp)
     keep = g.const(1.0)  # the share of the result that is still the sharpened mask
-    fits = ((a_f, b_f, weight(fit_f, params.fine_fit)), (a_c, b_c, g.mul(weight(fit_c, params.coarse_fit), soft)))
     a: str | None = None
     for a_s, b_s, w in fits:
         a = g.mul(w, a_s) if a is None else g.add(a, g.mul(w, g.sub(a_s, a)))

@@ -16,10 +16,12 @@ from .listing import hundredths, parse_canvas, parse_margin, parse_offset
 
 __all__ = [
     "DEFAULT_MODEL",
+    "EDGES",
     "LISTING_FIELDS",
     "Align",
     "BackgroundKind",
     "ColorMode",
+    "Edges",
     "Options",
     "OutputFormat",
     "ShadowKind",
@@ -31,8 +33,10 @@ ColorMode = Literal["keep", "srgb"]
 Align = Literal["center", "bottom"]
 ShadowKind = Literal["none", "drop", "contact"]
 BackgroundKind = Literal["transparent", "color", "blur", "image"]
+Edges = Literal["auto", "crisp", "soft"]
 DEFAULT_MODEL = "medium"
 _FORMATS = ("png", "webp", "jpeg")
+EDGES = ("auto", "crisp", "soft")
 # Fields added with listing photos: a ledger's fingerprint counts them only when they are not at
 # their defaults, so folders cut out before they existed are not redone.
 LISTING_FIELDS = (
@@ -49,6 +53,8 @@ LISTING_FIELDS = (
     "shadow_offset",
     "quality",
 )
+# Fields a ledger's fingerprint counts only when they are not at their defaults.
+_LATER_FIELDS = (*LISTING_FIELDS, "edges")
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -68,6 +74,11 @@ class Options:
     )
     refine: bool = _opt(True, "refine the edges against the full-resolution photo")
     foreground: bool = _opt(True, "estimate foreground colours at the edges (no halos)")
+    edges: Edges = _opt(
+        "auto",
+        "edge style: auto (crisp outlines stay crisp, soft ones follow the photo), crisp (hard objects,"
+        " products) or soft (hair, fur, plants: matting)",
+    )
     max_megapixels: float = _opt(250.0, "refuse images with more pixels than this (decompression bombs)")
     color: ColorMode = _opt(
         "keep", "keep: output keeps the input's ICC profile; srgb: convert pixels to sRGB"
@@ -96,6 +107,8 @@ class Options:
             )
         if not self.max_megapixels > 0:
             raise OptionsError(f"max_megapixels must be positive, got {self.max_megapixels!r}")
+        if self.edges not in EDGES:
+            raise OptionsError(f"edges must be one of {', '.join(EDGES)}; got {self.edges!r}")
         if self.color not in ("keep", "srgb"):
             raise OptionsError(f"color must be 'keep' or 'srgb', got {self.color!r}")
         if self.background not in (None, "transparent", "blur"):
@@ -185,11 +198,11 @@ class Options:
         )
 
     def identity(self) -> dict[str, Any]:
-        """The values that decide an output's bytes, for fingerprints: the listing fields only when
-        they differ from their defaults (so older fingerprints stay valid)."""
+        """The values that decide an output's bytes, for fingerprints: the listing fields and
+        ``edges`` only when they differ from their defaults (so older fingerprints stay valid)."""
         values = dataclasses.asdict(self)
         for f in dataclasses.fields(self):
-            if f.name in LISTING_FIELDS and values[f.name] == f.default:
+            if f.name in _LATER_FIELDS and values[f.name] == f.default:
                 del values[f.name]
         return values
 

@@ -24,7 +24,7 @@ from . import imageio
 from .compose import listing_canvas
 from .confidence import Confidence, edge_confidence
 from .errors import AlphacutError, InputError, input_failure
-from .graphs import PostprocessParams
+from .graphs import edge_params
 from .imageio import DecodedImage
 from .options import Options
 from .session import ModelSession, default_session
@@ -192,7 +192,7 @@ def _finish(
     # The graphs ignore a 4th channel: 8-bit pixels go in as they are (no copy).
     opaque_8bit = in_alpha is None and decoded.bit_depth == 8
     photo = decoded.pixels if opaque_8bit else _over_white(decoded.pixels8, in_alpha)
-    params = PostprocessParams(refine=options.refine, foreground=options.foreground)
+    params = edge_params(options.edges, refine=options.refine, foreground=options.foreground)
     alpha, cutout, _ = session.postprocess(photo, mask, params)
     if in_alpha is not None:
         # Transparency the input already had stays transparent.

@@ -90,7 +90,8 @@ def _config(page: str) -> dict[str, Any]:
 
 def _asset_urls(page: str) -> list[str]:
     config = _config(page)
-    urls = [config["worker"], config["zip"], *config["graphs"].values(), config["model"]["wasm"]]
+    graphs = [v for v in config["graphs"].values() if isinstance(v, str)] + list(config["graphs"]["edges"].values())
+    urls = [config["worker"], config["zip"], *graphs, config["model"]["wasm"]]
     urls += list(config["model"]["webgpu"].values())
     for bundle in config["runtime"].values():
         urls += list(bundle.values())
@@ -172,6 +173,12 @@ def test_graphs_are_the_engines_graphs(client: Client) -> None:
     assert client.get(config["graphs"]["postprocess"]).content == to_bytes(
         build_postprocess_graph(PostprocessParams())
     )
+    from alphacut.graphs import EDGES, edge_params
+
+    assert set(config["graphs"]["edges"]) == set(EDGES)
+    assert config["graphs"]["edges"]["auto"] == config["graphs"]["postprocess"]
+    for edges, url in config["graphs"]["edges"].items():
+        assert client.get(url).content == to_bytes(build_postprocess_graph(edge_params(edges))), edges
 
 
 def test_unknown_asset_is_404_and_changed_hash_is_404(client: Client) -> None:

@@ -229,6 +229,31 @@ def test_export_matches_the_python_engine(first_visit: Visit, reference: dict[st
     assert 0.05 < float(alpha.mean()) < 0.95, "a subject was found"
 
 
+def test_soft_edges_setting_matches_the_engine(first_visit: Visit, session: Any, tmp_path: Path) -> None:
+    """Settings > Edges: photos opened afterwards are refined with that style's graph, as
+    ``Options(edges=...)`` in Python (parity), and the choice is remembered."""
+    from alphacut import Options, remove_background
+
+    page = first_visit.page
+    photo = PHOTO_WITH_ALPHA  # leaves: where the soft style differs most from auto
+    if not page.evaluate("document.getElementById('edges').closest('details').open"):
+        page.click("summary >> text=Settings and privacy")
+    page.select_option("#edges", "soft")
+    try:
+        _cut(page, photo)
+        got = _alpha(_export(page, "png", tmp_path))
+    finally:
+        page.select_option("#edges", "auto")
+    soft = remove_background(photo, options=Options(edges="soft"), session=session).alpha
+    auto = remove_background(photo, session=session).alpha
+    assert got.shape == soft.shape
+    assert float(np.abs(got - soft).mean()) <= PARITY_MAE
+    # The style took effect: the page's cutout is the soft one, not the default.
+    changed = np.abs(soft - auto) > 0.1
+    assert changed.sum() > 500
+    assert float(np.abs(got - soft)[changed].mean()) < 0.5 * float(np.abs(got - auto)[changed].mean())
+
+
 def test_webp_keeps_alpha_and_opaque_colours_and_claims_no_more(first_visit: Visit) -> None:
     """The browser's WebP encoder goes through a premultiplied canvas: the colours of
     nearly transparent pixels cannot be kept exactly, so the page does not call it
@@ -406,12 +431,16 @@ def test_settings_are_remembered_but_never_images(first_visit: Visit) -> None:
     page = first_visit.page
     page.click("label.swatch.black")
     page.select_option("#format", "webp")
+    if not page.evaluate("document.getElementById('edges').closest('details').open"):
+        page.click("summary >> text=Settings and privacy")
+    page.select_option("#edges", "crisp")
     stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
     assert len(stored) < 300, stored
     page.reload()
     _wait_ready(page)
     assert page.is_checked('input[name="bg"][value="black"]')
     assert page.input_value("#format") == "webp"
+    assert page.input_value("#edges") == "crisp"
     assert _queue(page) == [], "images are not kept across visits"
     page.evaluate("localStorage.removeItem('alphacut.settings')")
 

@@ -77,7 +77,7 @@ class Engine:
 
 _SESSION_KEYS = ("model", "device", "threads")
 # Command-line parameter -> Options field, for the options that map one to one.
-_OPTION_KEYS = ("mask", "refine", "foreground", "max_megapixels", "color", "crop", "margin", "fill", "align",
+_OPTION_KEYS = ("mask", "refine", "foreground", "edges", "max_megapixels", "color", "crop", "margin", "fill", "align",
                 "upscale", "shadow", "shadow_opacity", "shadow_blur", "shadow_offset", "quality")
 
 
@@ -117,6 +117,8 @@ def engine_options(f: F) -> F:
                      help=_help("background") + "; or an image file behind the subject (cover-fitted)"),
         click.option("--refine/--no-refine", default=_default("refine"), help=_help("refine")),
         click.option("--foreground/--no-foreground", default=_default("foreground"), help=_help("foreground")),
+        click.option("--edges", type=click.Choice(_choices("edges")), default=_default("edges"), show_default=True,
+                     help=_help("edges")),
         click.option("--max-megapixels", type=float, default=_default("max_megapixels"), show_default=True,
                      help=_help("max_megapixels")),
         click.option("--color", type=click.Choice(_choices("color")), default=_default("color"),

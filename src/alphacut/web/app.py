@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import models
 from ..errors import ModelError, RuntimeNotFoundError
-from ..graphs import PostprocessParams, build_postprocess_graph, build_preprocess_graph, to_bytes
+from ..graphs import EDGES, build_postprocess_graph, build_preprocess_graph, edge_params, to_bytes
 from ..listing_graph import BACKGROUND_KINDS, SHADOW_KINDS, build_listing_graph, graph_name
 from ..presets import PRESETS
 from . import runtime, variants
@@ -126,10 +126,19 @@ class _Assets:
         self.static = static
 
         pre = self._add(_bytes_asset("preprocess.onnx", to_bytes(build_preprocess_graph(1024))))
-        # The page applies the library's default options: refined edges, foreground colours.
-        post_bytes = to_bytes(build_postprocess_graph(PostprocessParams()))
-        post = self._add(_bytes_asset("postprocess.onnx", post_bytes))
-        self.shell += [pre.url, post.url]
+        # The page applies the library's default options: refined edges, foreground colours;
+        # one graph per edge style (Options.edges), the default's first.
+        edge_graphs = {
+            edges: self._add(
+                _bytes_asset(
+                    "postprocess.onnx" if edges == "auto" else f"postprocess-{edges}.onnx",
+                    to_bytes(build_postprocess_graph(edge_params(edges))),
+                )
+            )
+            for edges in EDGES
+        }
+        post = edge_graphs["auto"]
+        self.shell += [pre.url, *(graph.url for graph in edge_graphs.values())]
         # The listing photo's graphs, one per (background, shadow) kind: small, so all are
         # in the offline shell; the page's layout code is listing.js.
         listing_graphs: dict[str, str] = {}
@@ -196,7 +205,11 @@ class _Assets:
             }
         self.config = {
             "model": model_cfg,
-            "graphs": {"preprocess": pre.url, "postprocess": post.url},
+            "graphs": {
+                "preprocess": pre.url,
+                "postprocess": post.url,
+                "edges": {edges: graph.url for edges, graph in edge_graphs.items()},
+            },
             "runtime": runtime_cfg,
             "worker": static["worker.js"].url,
             "touchup": static["touchup.js"].url,

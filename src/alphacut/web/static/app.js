@@ -46,6 +46,7 @@ const ui = {
   exportButton: $("export"),
   format: $("format"),
   formatNote: $("format-note"),
+  edges: $("edges"),
   details: $("image-details"),
   backendSelect: $("backend-select"),
   bgColor: $("bg-color"),
@@ -88,6 +89,7 @@ function saveSettings() {
     background: document.querySelector('input[name="bg"]:checked').value,
     color: ui.bgColor.value,
     format: ui.format.value,
+    edges: ui.edges.value,
     webpLossy: $("webp-lossy").checked,
     backend: backendSetting,
   };
@@ -104,6 +106,7 @@ function applySettings(settings) {
   }
   if (/^#[0-9a-f]{6}$/i.test(settings.color || "")) ui.bgColor.value = settings.color;
   if (["png", "webp", "jpeg"].includes(settings.format)) ui.format.value = settings.format;
+  if (["auto", "crisp", "soft"].includes(settings.edges)) ui.edges.value = settings.edges;
   $("webp-lossy").checked = settings.webpLossy === true;
   if (["auto", "webgpu", "wasm"].includes(settings.backend)) ui.backendSelect.value = backendSetting = settings.backend;
 }
@@ -373,9 +376,11 @@ async function finishItem(item, maskMsg) {
   setItem(item, "working", "Refining edges and colours");
   try {
     touchup?.keepModelMask(item, maskMsg.mask, maskMsg.dims); // before the mask goes to the worker
-    const msg = await state.image.call({ type: "finish", job: item.imageJob, mask: maskMsg.mask, dims: maskMsg.dims }, [
-      maskMsg.mask.buffer,
-    ]);
+    item.edges = ui.edges.value; // the style this cutout (and its touch-ups) is refined with
+    const msg = await state.image.call(
+      { type: "finish", job: item.imageJob, mask: maskMsg.mask, dims: maskMsg.dims, edges: item.edges },
+      [maskMsg.mask.buffer],
+    );
     item.png = msg.png;
     item.timings = { ...msg.timings, model: maskMsg.ms, inference: maskMsg.ms };
     item.total = performance.now() - item.begun;
@@ -977,6 +982,7 @@ function setupInput() {
     setExportEnabled();
     saveSettings();
   });
+  ui.edges.addEventListener("change", saveSettings); // for the photos cut out from now on
   $("webp-lossy").addEventListener("change", () => {
     updateListingExport();
     saveSettings();
@@ -1242,6 +1248,7 @@ async function watchOffline(backend) {
     config.zip,
     config.graphs.preprocess,
     config.graphs.postprocess,
+    ...Object.values(config.graphs.edges || {}),
     rt.bundle,
     rt.mjs,
     rt.wasm,

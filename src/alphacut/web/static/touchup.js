@@ -360,7 +360,7 @@ async function refine(item) {
       const image = page.state.image;
       await image.ready;
       const msg = await image.call(
-        { type: "touchup", key: item.id, blob: item.blob, mask, maskWidth: t.mw, maskHeight: t.mh },
+        { type: "touchup", key: item.id, blob: item.blob, mask, maskWidth: t.mw, maskHeight: t.mh, edges: item.edges },
         [mask.buffer],
       );
       entry.png = msg.png;

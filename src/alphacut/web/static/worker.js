@@ -9,7 +9,7 @@
 // Messages in:  {type: "init", config, role, backend: "auto" | "webgpu" | "wasm"}
 //   model:      {type: "infer", id, input}           (Float32Array 1x3xSxS, transferred)
 //   image:      {type: "prepare", id, blob}          decode, check size, pre-process
-//               {type: "finish", id, job, mask, dims} refine the prepared image `job`,
+//               {type: "finish", id, job, mask, dims, edges} refine the prepared image `job`,
 //                                                    encode PNG, thumbnail
 //               {type: "drop", id}                   forget the prepared image `id`
 //               {type: "webp", id, png}              re-encode a finished PNG as WebP
@@ -164,7 +164,7 @@ async function init(msg) {
     ]);
     sessions = {
       pre: await ort.InferenceSession.create(pre, cpu),
-      post: await ort.InferenceSession.create(postGraph, cpu),
+      post: { auto: Promise.resolve(await ort.InferenceSession.create(postGraph, cpu)) },
     };
     post({ type: "ready", backend, detail: "", threads, ms: now() - t0 });
     return;
@@ -288,13 +288,23 @@ async function prepare(msg) {
   post({ type: "prepared", id, input, width, height, thumb, ms: now() - t }, [input.buffer]);
 }
 
+// The post-processing graph of an edge style (the engine's Options.edges: auto, crisp or
+// soft), created the first time that style is used.
+function postSession(edges) {
+  const url = config.graphs.edges?.[edges];
+  if (!url) throw new Error(`unknown edge style ${edges}`);
+  sessions.post[edges] ??= fetchBytes(url).then((graph) => ort.InferenceSession.create(graph, cpuOptions));
+  return sessions.post[edges];
+}
+
 // The post-processing graph on a photo ({pixels, inputAlpha, width, height}) and a mask
 // (Float32Array of the given dims): the cutout as straight uint8 RGBA (what ImageData wants).
-async function refine({ pixels, inputAlpha, width, height }, maskData, dims) {
+async function refine({ pixels, inputAlpha, width, height }, maskData, dims, edges = "auto") {
   const n = width * height;
   const image = new ort.Tensor("uint8", pixels, [1, height, width, 4]);
   const mask = new ort.Tensor("float32", maskData, dims);
-  const result = await serial(() => sessions.post.run({ image, mask }, ["alpha", "rgba"]));
+  const post = await postSession(edges);
+  const result = await serial(() => post.run({ image, mask }, ["alpha", "rgba"]));
   const out = result.rgba.data;
   const rgba = new Uint8ClampedArray(out.buffer, out.byteOffset, n * 4);
   if (inputAlpha) {
@@ -312,7 +322,7 @@ async function finish(msg) {
   const { width, height, timings } = job;
   let t = now();
   const size = config.model.inputSize || 1024;
-  const rgba = await refine(job, msg.mask, msg.dims || [1, 1, size, size]);
+  const rgba = await refine(job, msg.mask, msg.dims || [1, 1, size, size], msg.edges);
   timings.refine = now() - t;
   t = now();
   const png = await encodePNG(rgba, width, height);
@@ -613,7 +623,7 @@ async function decodePNG(blob) {
 // `--start-mask` does. A finished job's pixels are gone: the photo is decoded again from
 // its file, and only the last one is kept, for the next edit of the same photo.
 //
-// {type: "touchup", id, key, blob, mask, maskWidth, maskHeight}
+// {type: "touchup", id, key, blob, mask, maskWidth, maskHeight, edges}
 //   key: names the photo (the page's item); blob: its file; mask: Float32Array, 0..1
 //   -> {type: "touchedup", id, png, width, height, ms}
 // {type: "touchup-mask", id, mask, width, height}: the edited mask (Uint8Array, 0..255)
@@ -637,7 +647,7 @@ async function touchup(msg) {
   const t = now();
   const photo = await touchPixels(msg.key, msg.blob);
   const { width, height } = photo;
-  const rgba = await refine(photo, msg.mask, [1, 1, msg.maskHeight, msg.maskWidth]);
+  const rgba = await refine(photo, msg.mask, [1, 1, msg.maskHeight, msg.maskWidth], msg.edges);
   const png = await encodePNG(rgba, width, height);
   post({ type: "touchedup", id: msg.id, png, width, height, ms: now() - t });
 }
