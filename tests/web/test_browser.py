@@ -229,21 +229,26 @@ def test_export_matches_the_python_engine(first_visit: Visit, reference: dict[st
     assert 0.05 < float(alpha.mean()) < 0.95, "a subject was found"
 
 
-def test_soft_edges_setting_matches_the_engine(first_visit: Visit, session: Any, tmp_path: Path) -> None:
+def test_soft_edges_setting_matches_the_engine(
+    browser: Any, live_server: Any, session: Any, tmp_path: Path
+) -> None:
     """Settings > Edges: photos opened afterwards are refined with that style's graph, as
-    ``Options(edges=...)`` in Python (parity), and the choice is remembered."""
+    ``Options(edges=...)`` in Python (parity). A page of its own: the shared visit's queue
+    is counted by other tests."""
     from alphacut import Options, remove_background
 
-    page = first_visit.page
     photo = PHOTO_WITH_ALPHA  # leaves: where the soft style differs most from auto
-    if not page.evaluate("document.getElementById('edges').closest('details').open"):
-        page.click("summary >> text=Settings and privacy")
-    page.select_option("#edges", "soft")
+    page = browser.new_page()
     try:
+        page.goto(f"{live_server.url}/?backend=wasm")
+        _wait_ready(page)
+        page.click("summary >> text=Settings and privacy")
+        page.select_option("#edges", "soft")
         _cut(page, photo)
         got = _alpha(_export(page, "png", tmp_path))
+        page.select_option("#edges", "auto")  # the remembered setting back to the default
     finally:
-        page.select_option("#edges", "auto")
+        page.close()
     soft = remove_background(photo, options=Options(edges="soft"), session=session).alpha
     auto = remove_background(photo, session=session).alpha
     assert got.shape == soft.shape
@@ -441,6 +446,9 @@ def test_settings_are_remembered_but_never_images(first_visit: Visit) -> None:
     assert page.is_checked('input[name="bg"][value="black"]')
     assert page.input_value("#format") == "webp"
     assert page.input_value("#edges") == "crisp"
+    if not page.evaluate("document.getElementById('edges').closest('details').open"):
+        page.click("summary >> text=Settings and privacy")
+    page.select_option("#edges", "auto")  # later tests cut out in this page
     assert _queue(page) == [], "images are not kept across visits"
     page.evaluate("localStorage.removeItem('alphacut.settings')")
 
