@@ -72,13 +72,14 @@ transition, adapting to what is at the edge (``_adaptive_alpha``):
 5. A gentle linear snap (``snap_low``..``snap_high`` -> 0..1) folded into the
    coefficients; optional despeckle (off by default: it changes the model's
    decisions).
-6. Optional, off by default (``matting``): before steps 1-5, closed-form
-   matting with large-kernel Laplacians (He, Sun and Tang 2010) solved by a
-   fixed number of conjugate-gradient steps inside the mask's transition,
-   where it is soft and a colour model fits (``_matting``). Measured on every
-   set in ``benchmarks/quality.py``: better on fur (the lemur) and the
-   matting photos, no better on everyday photos, at about 100 ms more per
-   photo; see ``benchmarks/RESULTS.md``.
+6. Optional (``matting``; the ``soft`` edge style, see :func:`edge_params`):
+   before steps 1-5, closed-form matting with large-kernel Laplacians (He,
+   Sun and Tang 2010) solved by a fixed number of conjugate-gradient steps
+   inside the mask's soft transitions (``_matting``). Measured on every set
+   in ``benchmarks/quality.py``: better on fur (the lemur) and the matting
+   photos, worse on everyday photos with textured backgrounds, at about
+   100 ms more per photo; see ``benchmarks/RESULTS.md``. The ``crisp`` style
+   drops step 3 instead.
 7. Blur-fusion foreground estimation (Forte & Pitie 2021), two iterations at
    working resolution; the final correction
    ``F = F_blur + a (I - B_blur - a (F_blur - B_blur))`` runs at full
