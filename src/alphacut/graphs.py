@@ -207,7 +207,13 @@ class PostprocessParams:
             )
 
 
-EDGES = ("auto", "crisp", "soft")
+# Each edge style's changes to the defaults (see edge_params).
+_EDGE_STYLES: dict[str, dict[str, Any]] = {
+    "auto": {},
+    "crisp": {"soft_edges": False},
+    "soft": {"matting": True, "matting_fit": None},
+}
+EDGES = tuple(_EDGE_STYLES)
 
 
 def edge_params(edges: str = "auto", **changes: Any) -> PostprocessParams:
@@ -224,12 +230,7 @@ def edge_params(edges: str = "auto", **changes: Any) -> PostprocessParams:
     """
     if edges not in EDGES:
         raise ValueError(f"unknown edges {edges!r}: use one of {', '.join(EDGES)}")
-    styles: dict[str, dict[str, Any]] = {
-        "auto": {},
-        "crisp": {"soft_edges": False},
-        "soft": {"matting": True, "matting_fit": None},
-    }
-    return PostprocessParams(**(styles[edges] | changes))
+    return PostprocessParams(**(_EDGE_STYLES[edges] | changes))
 
 
 class _Graph:
@@ -493,6 +494,29 @@ def _despeckle(g: _Graph, p: str, mask: str, cell: int, mass: float) -> str:
     return g.sub(g.const(1.0), g.mul(g.sub(g.const(1.0), p), keep_bg))
 
 
+def _ramp(g: _Graph, x: str, ramp: tuple[float, float]) -> str:
+    """0 at or below ``ramp[0]``, 1 at or above ``ramp[1]``, linear between."""
+    low, high = ramp
+    return g.clip(g.mul(g.sub(x, g.const(low)), g.const(1 / (high - low))))
+
+
+def _coarse_guided_filter(g: _Graph, guide: str, p: str, params: PostprocessParams) -> tuple[str, str, str]:
+    """The coarse colour guided filter (``gf_radius``) at working resolution: ``a``, ``b``, ``fit``.
+
+    Its statistics are taken at half the working resolution (boxes of half the radius): a
+    quarter of the pixels and half the taps, the same windows; the results are upsampled.
+    """
+    assert g.work_hw is not None
+    half = g.op("Max", g.op("Div", g.work_hw, g.i64(2, 2)), g.i64(1, 1))
+    rc = max(1, params.gf_radius // 2)
+    a, b, fit = _guided_filter(
+        g, g.to_size(guide, half), g.to_size(p, half), params.gf_eps, lambda x: _box(g, x, rc), lambda x: _box(g, x, rc)
+    )
+    coarse = g.to_size(g.op("Concat", a, b, fit, axis=1), g.work_hw)
+    a, b, fit = g.ops("Split", coarse, g.i64(3, 1, 1), n=3, axis=1)
+    return a, b, fit
+
+
 def _soft_edges(g: _Graph, p: str, params: PostprocessParams) -> str:
     """0 at crisp outlines, 1 at soft ones (fur, hair, fluff), from the width of the mask's transition.
 
@@ -506,8 +530,7 @@ def _soft_edges(g: _Graph, p: str, params: PostprocessParams) -> str:
         to=TensorProto.FLOAT,
     )
     width = g.mul(_box(g, uncertain, params.soft_radius), g.const(float(2 * params.soft_radius + 1)))
-    soft_span = params.soft_high - params.soft_low
-    return g.clip(g.mul(g.sub(width, g.const(params.soft_low)), g.const(1 / soft_span)))
+    return _ramp(g, width, (params.soft_low, params.soft_high))
 
 
 def _matting(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
@@ -585,15 +608,8 @@ def _matting(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
         # ... and where the photo's colours explain the mask over a wide window (a colour
         # line model fits): on a busy background the matte picks up its texture (grass
         # between legs) and the mask is the better guess.
-        assert g.work_hw is not None
-        half = g.op("Max", g.op("Div", g.work_hw, g.i64(2, 2)), g.i64(1, 1))
-        rc = max(1, params.gf_radius // 2)
-        _, _, fit = _guided_filter(
-            g, g.to_size(guide, half), g.to_size(p, half), params.gf_eps, lambda v: _box(g, v, rc), lambda v: _box(g, v, rc)
-        )
-        low_fit, high_fit = params.matting_fit
-        fit = g.clip(g.mul(g.sub(g.to_size(fit, g.work_hw), g.const(low_fit)), g.const(1 / (high_fit - low_fit))))
-        gate = g.mul(gate, fit)
+        _, _, fit = _coarse_guided_filter(g, guide, p, params)
+        gate = g.mul(gate, _ramp(g, fit, params.matting_fit))
     return g.add(p, g.mul(gate, g.sub(g.clip(x), p)))
 
 
@@ -626,28 +642,14 @@ def _adaptive_alpha(
     transition, never spread alpha past it (no haze, no ghost of the
     background) nor punch holes in what the model is sure of.
     """
-    assert g.work_hw is not None
     r = params.fine_radius
     a_f, b_f, fit_f = _guided_filter(
         g, guide, p, params.gf_eps, lambda x: _box(g, x, r), lambda x: _box(g, x, r)
     )
-
-
-    def weight(fit: str, ramp: tuple[float, float]) -> str:
-        return g.clip(g.mul(g.sub(fit, g.const(ramp[0])), g.const(1 / (ramp[1] - ramp[0]))))
-
-    fits = [(a_f, b_f, weight(fit_f, params.fine_fit))]
+    fits = [(a_f, b_f, _ramp(g, fit_f, params.fine_fit))]
     if params.soft_edges:
-        # The coarse filter's statistics at half the working resolution (boxes of half the
-        # radius): a quarter of the pixels and half the taps, the same windows.
-        half = g.op("Max", g.op("Div", g.work_hw, g.i64(2, 2)), g.i64(1, 1))
-        rc = max(1, params.gf_radius // 2)
-        a_c, b_c, fit_c = _guided_filter(
-            g, g.to_size(guide, half), g.to_size(p, half), params.gf_eps, lambda x: _box(g, x, rc), lambda x: _box(g, x, rc)
-        )
-        coarse = g.to_size(g.op("Concat", a_c, b_c, fit_c, axis=1), g.work_hw)
-        a_c, b_c, fit_c = g.ops("Split", coarse, g.i64(3, 1, 1), n=3, axis=1)
-        fits.append((a_c, b_c, g.mul(weight(fit_c, params.coarse_fit), _soft_edges(g, p, params))))
+        a_c, b_c, fit_c = _coarse_guided_filter(g, guide, p, params)
+        fits.append((a_c, b_c, g.mul(_ramp(g, fit_c, params.coarse_fit), _soft_edges(g, p, params))))
 
     # Sharpened mask: k (p - 0.5) + 0.5, clipped, then the colour fits blended in.
     k = g.mul(upscale, g.const(params.sharpen))
@@ -746,11 +748,12 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
         p = g.clip(g.resize(mask, sizes(1, hw_work)))
         if params.despeckle:
             p = _despeckle(g, p, mask, params.speck_radius, params.speck_mass)
+        guide = g.sub(small, g.const(0.5))
         if params.matting and params.matting_iters:
-            p = _matting(g, g.sub(small, g.const(0.5)), p, params)
+            p = _matting(g, guide, p, params)
         # How much the apply stage upsamples the working-resolution maps.
         upscale = g.op("Max", g.div(longest, g.const([float(params.work_size)])), g.const([1.0]))
-        a, b, lo, hi = _adaptive_alpha(g, g.sub(small, g.const(0.5)), p, upscale, params)
+        a, b, lo, hi = _adaptive_alpha(g, guide, p, upscale, params)
         # Fold the snap and the centring into the coefficients so the
         # full-resolution work is one multiply-sum-add and a clamp.
         k = 1.0 / (params.snap_high - params.snap_low)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from .errors import OptionsError
 from .listing import hundredths, parse_canvas, parse_margin, parse_offset
@@ -36,7 +36,7 @@ BackgroundKind = Literal["transparent", "color", "blur", "image"]
 Edges = Literal["auto", "crisp", "soft"]
 DEFAULT_MODEL = "medium"
 _FORMATS = ("png", "webp", "jpeg")
-EDGES = ("auto", "crisp", "soft")
+EDGES: tuple[str, ...] = get_args(Edges)
 # Fields added with listing photos: a ledger's fingerprint counts them only when they are not at
 # their defaults, so folders cut out before they existed are not redone.
 LISTING_FIELDS = (

@@ -1247,8 +1247,7 @@ async function watchOffline(backend) {
     config.worker,
     config.zip,
     config.graphs.preprocess,
-    config.graphs.postprocess,
-    ...Object.values(config.graphs.edges || {}),
+    ...Object.values(config.graphs.edges), // the default's (graphs.postprocess) among them
     rt.bundle,
     rt.mjs,
     rt.wasm,

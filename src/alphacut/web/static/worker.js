@@ -158,14 +158,10 @@ async function init(msg) {
     extra: { session: { intra_op: { allow_spinning: "0" } } },
   });
   if (role === "image") {
-    const [pre, postGraph] = await Promise.all([
-      fetchBytes(config.graphs.preprocess),
-      fetchBytes(config.graphs.postprocess),
-    ]);
-    sessions = {
-      pre: await ort.InferenceSession.create(pre, cpu),
-      post: { auto: Promise.resolve(await ort.InferenceSession.create(postGraph, cpu)) },
-    };
+    sessions = { post: {} };
+    // The default edge style's graph is ready before the page says so; the others load when used.
+    const [pre] = await Promise.all([fetchBytes(config.graphs.preprocess), postSession("auto")]);
+    sessions.pre = await ort.InferenceSession.create(pre, cpu);
     post({ type: "ready", backend, detail: "", threads, ms: now() - t0 });
     return;
   }
