@@ -914,6 +914,7 @@ def time_postprocess(
 # ---------------------------------------------------------------- ceiling
 
 CEILING_PX = (4, 8)  # the thin band: unsure pixels within this many pixels of both sure sides
+CEILING_COLUMNS = ("raw", *(f"thin {px} px" for px in CEILING_PX), "all unsure")
 
 
 def edge_ceiling(runner: Runner, refs: Sequence[SampleRef]) -> dict[str, float]:
@@ -925,8 +926,7 @@ def edge_ceiling(runner: Runner, refs: Sequence[SampleRef]) -> dict[str, float]:
     (an edge), and in all of them (also wide areas where the model cannot
     decide what the subject is). A refinement that keeps the model's sure
     pixels and works at its edges cannot beat the thin-band figure; the
-    rest of the error is the model's. Returns mean edge figures: ``raw``,
-    ``thin N px`` and ``all unsure``.
+    rest of the error is the model's. Returns mean edge figures by ``CEILING_COLUMNS``.
     """
     rows: list[list[float]] = []
     for ref in refs:
@@ -944,12 +944,11 @@ def edge_ceiling(runner: Runner, refs: Sequence[SampleRef]) -> dict[str, float]:
         row.append(float(np.abs(np.where(unsure, truth, raw) - truth)[band].mean()))
         rows.append(row)
     means = np.mean(rows, axis=0)
-    names = ["raw", *(f"thin {px} px" for px in CEILING_PX), "all unsure"]
-    return dict(zip(names, map(float, means), strict=True))
+    return dict(zip(CEILING_COLUMNS, map(float, means), strict=True))
 
 
 def render_ceiling(ceilings: dict[str, dict[str, float]]) -> str:
-    names = ["raw", *(f"thin {px} px" for px in CEILING_PX), "all unsure"]
+    names = CEILING_COLUMNS
     lines = [
         "Edge ceiling: the raw cutout with the truth put in place of the model's unsure pixels "
         "(0.05 < mask < 0.95), in a thin band (within N px of both a sure-subject and a "

@@ -325,7 +325,7 @@ def test_no_ghost_past_the_masks_transition(post: ort.InferenceSession) -> None:
     assert alpha[110:390, 110:240].min() > 0.99
 
 
-# -- closed-form matting stage (opt-in) ----------------------------------------
+# -- closed-form matting stage (the soft edge style) ----------------------------
 
 
 def _matting_session(params: PostprocessParams) -> ort.InferenceSession:
