@@ -11,13 +11,18 @@ from PIL import Image, ImageFilter
 from scipy import ndimage
 
 from alphacut.graphs import (
+    CLEAR,
+    COMPUTE,
+    OPAQUE,
     PostprocessParams,
     build_apply_graph,
     build_coefficients_graph,
     build_postprocess_graph,
     build_preprocess_graph,
+    plan_windows,
     to_bytes,
 )
+from alphacut.session import apply_windows
 
 DATA = Path(__file__).parent / "data"
 RAW = PostprocessParams(refine=False, foreground=False, despeckle=False)
@@ -168,18 +173,22 @@ def test_postprocess_shapes_and_ranges(post: ort.InferenceSession, shape: tuple[
     np.testing.assert_array_equal(rgba[0, ..., 3], np.rint(alpha[0, 0] * np.float32(255)).astype(np.uint8))
 
 
-def _strips(
-    coefficients: ort.InferenceSession, apply: ort.InferenceSession, image: np.ndarray, mask: np.ndarray, rows: int
+def _windows(
+    coefficients: ort.InferenceSession, apply: ort.InferenceSession, image: np.ndarray, mask: np.ndarray, side: int
 ) -> tuple[np.ndarray, np.ndarray]:
     names = [o.name for o in coefficients.get_outputs()]
     coefs = dict(zip(names, coefficients.run(names, {"image": image[None], "mask": mask})))
     coefs.pop("alpha_small")
-    h = image.shape[0]
-    parts = [
-        apply.run(["alpha", "rgba"], {"image": image[None, y : y + rows], "rows": np.array([y, h]), **coefs})
-        for y in range(0, h, rows)
-    ]
-    return np.concatenate([a for a, _ in parts], axis=2), np.concatenate([c for _, c in parts], axis=1)
+    h, w = image.shape[:2]
+    alpha = np.full((1, 1, h, w), np.nan, np.float32)
+    rgba = np.zeros((1, h, w, 4), np.uint8)
+    for y in range(0, h, side):
+        for x in range(0, w, 2 * side):  # windows wider than tall, and ragged at the edges
+            window = np.ascontiguousarray(image[None, y : y + side, x : x + 2 * side])
+            a, c = apply.run(["alpha", "rgba"], {"image": window, "region": np.array([y, x, h, w]), **coefs})
+            alpha[..., y : y + side, x : x + 2 * side] = a
+            rgba[:, y : y + side, x : x + 2 * side] = c
+    return alpha, rgba
 
 
 @pytest.mark.parametrize(
@@ -187,18 +196,57 @@ def _strips(
     [PostprocessParams(), RAW, PostprocessParams(foreground=False), PostprocessParams(refine=False)],
     ids=["default", "raw", "no-foreground", "no-refine"],
 )
-def test_strips_give_the_whole_image_result(params: PostprocessParams) -> None:
-    """The engine's strip-wise run must match the single call the browser makes."""
+def test_windows_give_the_whole_image_result(params: PostprocessParams) -> None:
+    """Any window of the apply stage (the engine's and the page's runs) gives exactly the
+    pixels of the single call, bit for bit."""
     whole = _session(build_postprocess_graph(params))
     coefficients = _session(build_coefficients_graph(params))
     apply = _session(build_apply_graph(params))
     photo = np.asarray(Image.open(DATA / "photos" / "girl-1.jpg").convert("RGBA"))
     mask = np.asarray(Image.fromarray(photo[..., 1]).resize((1024, 1024)), np.float32)[None, None] / 255
     alpha, rgba = whole.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
-    for rows in (1, 37, photo.shape[0]):
-        a, c = _strips(coefficients, apply, photo, mask, rows)
-        np.testing.assert_allclose(a, alpha, rtol=0, atol=1e-5)
-        assert np.abs(c.astype(int) - rgba).max() <= 1
+    for side in (1, 37, max(photo.shape)):
+        a, c = _windows(coefficients, apply, photo, mask, side)
+        np.testing.assert_array_equal(a, alpha)
+        np.testing.assert_array_equal(c, rgba)
+
+
+def test_planned_windows_change_no_byte() -> None:
+    """The engine skips the windows the model is sure of (plan_windows) and fills them
+    itself: the result is the single call's, bit for bit, on a photo larger than the
+    working resolution, and most of the photo is skipped."""
+    photo = np.asarray(Image.open(DATA / "photos" / "girl-1.jpg").convert("RGB"))
+    photo = np.asarray(Image.fromarray(photo).resize((photo.shape[1] * 3, photo.shape[0] * 3)))
+    mask = np.zeros((1, 1, 1024, 1024), np.float32)
+    mask[..., 200:900, 300:700] = 1.0
+    mask[..., 200:900, 500:520] = 0.5  # an unsure band inside the subject
+    params = PostprocessParams()
+    whole = _session(build_postprocess_graph(params))
+    alpha, rgba = whole.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
+    coefficients = _session(build_coefficients_graph(params))
+    names = [o.name for o in coefficients.get_outputs()]
+    coefs = dict(zip(names, coefficients.run(names, {"image": photo[None], "mask": mask})))
+    coefs.pop("alpha_small")
+    engine_alpha, engine_rgba = apply_windows(_session(build_apply_graph(params)), coefs, photo[None])
+    np.testing.assert_array_equal(engine_alpha, alpha[0, 0])
+    np.testing.assert_array_equal(engine_rgba, rgba[0])
+    plan = plan_windows(coefs["coef_lim"], *photo.shape[:2])
+    area = {kind: sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1, k in plan if k == kind) for kind in (CLEAR, OPAQUE, COMPUTE)}
+    assert sum(area.values()) == photo.shape[0] * photo.shape[1]
+    assert area[CLEAR] > 0.4 * alpha.size and area[OPAQUE] > 0.05 * alpha.size, area
+    assert (alpha == 0).sum() > area[CLEAR] and (alpha == 1).sum() > area[OPAQUE]
+
+
+def test_transparent_pixels_carry_no_colour(post: ort.InferenceSession) -> None:
+    """RGB is 0 wherever the cutout's alpha is 0: nothing of the background hides under it."""
+    photo = np.asarray(Image.open(DATA / "photos" / "girl-1.jpg").convert("RGB"))
+    yy, xx = np.mgrid[:1024, :1024] / 1024
+    mask = np.clip(4 - 16 * np.hypot(yy - 0.5, xx - 0.5), 0, 1).astype(np.float32)[None, None]  # a soft disc
+    _, rgba = post.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
+    clear = rgba[0, ..., 3] == 0
+    assert 0.05 < clear.mean() < 0.95
+    assert rgba[0][clear].max() == 0
+    assert rgba[0][~clear][:, :3].max() > 0
 
 
 def test_flat_image_gives_flat_result(post: ort.InferenceSession) -> None:

@@ -110,14 +110,19 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 __all__ = [
+    "CLEAR",
+    "COMPUTE",
     "EDGES",
+    "OPAQUE",
     "OPSET",
     "PostprocessParams",
+    "WINDOW",
     "build_apply_graph",
     "build_coefficients_graph",
     "build_postprocess_graph",
     "build_preprocess_graph",
     "edge_params",
+    "plan_windows",
     "to_bytes",
 ]
 
@@ -760,6 +765,10 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
         a = g.mul(a, g.const(k))
         b = g.mul(g.sub(b, g.const(params.snap_low)), g.const(k))
         b = g.sub(b, g.mul(g.op("ReduceSum", a, g.i64(1), keepdims=1), g.const(0.5)))
+        # Where the model is sure, the clamp's bounds are exactly 0 or 1 (snapped like alpha),
+        # so is alpha; elsewhere they are the mask's own.
+        hi = g.op("Where", g.op("Greater", hi, g.const(params.snap_low)), hi, g.const(0.0))
+        lo = g.op("Where", g.op("Less", lo, g.const(params.snap_high)), lo, g.const(1.0))
         q = g.add(g.op("ReduceSum", g.mul(a, small), g.i64(1), keepdims=1), b)
         alpha_small = g.clip(g.op("Max", g.op("Min", q, hi), lo), out="alpha_small")
         # The apply stage sees 0..255 colours: fold 1/255 into a.
@@ -784,41 +793,67 @@ def _small_rgb(g: _Graph, hw: str) -> str:
     return g.op("Transpose", g.op("Slice", small, g.i64(0), g.i64(3), g.i64(3)), perm=[0, 3, 1, 2])
 
 
-def _apply(g: _Graph, params: PostprocessParams, rows: str) -> None:
-    """Full-resolution stage on rows of the photo: ``image`` (a strip), coefficient maps -> ``alpha``, ``rgba``.
+def _apply(g: _Graph, params: PostprocessParams, region: str) -> None:
+    """Full-resolution stage on a window of the photo: ``image`` (the window), coefficient maps -> ``alpha``, ``rgba``.
 
-    ``rows`` is int64 [2]: the strip's first row and the whole photo's height.
-    Each map is upsampled bilinearly (half-pixel centres, clamped at the
-    borders, like Resize) with explicit per-row coordinates, so a strip's
-    rows are bit-identical to the same rows of the whole image.
+    ``region`` is int64 [4]: the window's first row and first column, and the
+    whole photo's height and width. Each map is upsampled bilinearly
+    (half-pixel centres, clamped at the borders, like Resize) with explicit
+    coordinates: first along the rows of the few grid rows the window needs,
+    then along the columns, each as ``v0 + w (v1 - v0)``. So any window gives
+    bit-identical values to the same pixels of a whole-image run, and a
+    constant stretch of a map upsamples to exactly that constant (what lets
+    the engine and the page skip windows the model is sure of: see
+    :func:`sure_windows`).
     """
     shape = g.op("Shape", "image")
     n = g.op("Slice", shape, g.i64(1), g.i64(2))
-    width = g.op("Slice", shape, g.i64(2), g.i64(3))
-    first, height = g.ops("Split", rows, g.i64(1, 1), n=2, axis=0)
-    first_s = g.op("Squeeze", first, g.i64(0))
-    y = g.op("Range", first_s, g.add(first_s, g.op("Squeeze", n, g.i64(0))), g.const(1, np.int64))
-    y = g.op("Add", g.op("Cast", y, to=TensorProto.FLOAT), g.const(0.5))
-    height_f = g.op("Cast", height, to=TensorProto.FLOAT)
+    m = g.op("Slice", shape, g.i64(2), g.i64(3))
+    first_row, first_col, height, width = g.ops("Split", region, g.i64(1, 1, 1, 1), n=4, axis=0)
+
+    def coordinates(first: str, count: str, full: str, grid: str) -> tuple[str, str, str, str]:
+        """For ``count`` photo pixels from ``first`` on an axis of ``full`` pixels and a map's
+        ``grid`` cells: the first and last cell needed (int64 [1]), each pixel's lower
+        cell relative to the first (int64 [count]) and its weight (float [count])."""
+        start = g.op("Squeeze", first, g.i64(0))
+        pos = g.op("Range", start, g.add(start, g.op("Squeeze", count, g.i64(0))), g.const(1, np.int64))
+        pos = g.op("Add", g.op("Cast", pos, to=TensorProto.FLOAT), g.const(0.5))
+        grid_f = g.op("Cast", grid, to=TensorProto.FLOAT)
+        last = g.sub(grid_f, g.const(1.0))
+        scale = g.div(grid_f, g.op("Cast", full, to=TensorProto.FLOAT))
+        s = g.op("Max", g.op("Min", g.sub(g.mul(pos, scale), g.const(0.5)), last), g.const(0.0))
+        i0f = g.op("Floor", s)
+        weight = g.sub(s, i0f)
+        i0 = g.op("Cast", i0f, to=TensorProto.INT64)
+        lo = g.op("Slice", i0, g.i64(0), g.i64(1))
+        hi = g.op("Min", g.add(g.op("Slice", i0, g.i64(-1), g.op("Shape", i0)), g.i64(1)), g.op("Cast", last, to=TensorProto.INT64))
+        return lo, g.add(hi, g.i64(1)), g.sub(i0, lo), weight
+
+    def lerp(x: str, index: str, weight: str, axis: int) -> str:
+        """``x`` resampled along ``axis`` at ``index + weight`` (``index + 1`` may be one past
+        the end only where the weight is 0)."""
+        step = g.sub(
+            g.op("Slice", x, g.i64(1), g.i64(2**62), g.i64(axis)),
+            g.op("Slice", x, g.i64(0), g.i64(-1), g.i64(axis)),
+        )
+        # The last cell's step is never used with a non-zero weight: pad it with zeros.
+        pad = g.op("Slice", x, g.i64(0), g.i64(1), g.i64(axis))
+        step = g.op("Concat", step, g.sub(pad, pad), axis=axis)
+        return g.add(g.op("Gather", x, index, axis=axis), g.mul(weight, g.op("Gather", step, index, axis=axis)))
 
     def upsample(coef: str) -> str:
         cshape = g.op("Shape", coef)
-        gh_f = g.op("Cast", g.op("Slice", cshape, g.i64(2), g.i64(3)), to=TensorProto.FLOAT)
-        last = g.sub(gh_f, g.const(1.0))
-        sy = g.op("Max", g.op("Min", g.sub(g.mul(y, g.div(gh_f, height_f)), g.const(0.5)), last), g.const(0.0))
-        i0f = g.op("Floor", sy)
-        w = g.op("Reshape", g.sub(sy, i0f), g.i64(1, 1, -1, 1))
-        i0 = g.op("Cast", i0f, to=TensorProto.INT64)
-        i1 = g.op("Cast", g.op("Min", g.add(i0f, g.const(1.0)), last), to=TensorProto.INT64)
-        r0 = g.op("Gather", coef, i0, axis=2)
-        r1 = g.op("Gather", coef, i1, axis=2)
-        vertical = g.add(r0, g.mul(w, g.sub(r1, r0)))
-        k = g.op("Slice", cshape, g.i64(1), g.i64(2))
-        # Horizontal: a Resize of the width alone (scale 1 on the rows is exact).
-        return g.resize(vertical, g.op("Concat", g.i64(1), k, n, width, axis=0), antialias=0)
+        grid_h = g.op("Slice", cshape, g.i64(2), g.i64(3))
+        grid_w = g.op("Slice", cshape, g.i64(3), g.i64(4))
+        r0, r1, ri, rw = coordinates(first_row, n, height, grid_h)
+        c0, c1, ci, cw = coordinates(first_col, m, width, grid_w)
+        block = g.op("Slice", coef, g.op("Concat", r0, c0, axis=0), g.op("Concat", r1, c1, axis=0), g.i64(2, 3))
+        # Along the columns on the few grid rows needed, then along the rows.
+        across = lerp(block, ci, g.op("Reshape", cw, g.i64(1, 1, 1, -1)), axis=3)
+        return lerp(across, ri, g.op("Reshape", rw, g.i64(1, 1, -1, 1)), axis=2)
 
     rgb8 = g.op("Transpose", g.op("Slice", "image", g.i64(0), g.i64(3), g.i64(3)), perm=[0, 3, 1, 2])
-    image = g.op("Cast", rgb8, to=TensorProto.FLOAT)  # 0..255, [1,3,n,W]
+    image = g.op("Cast", rgb8, to=TensorProto.FLOAT)  # 0..255, [1,3,n,m]
     b = upsample("coef_b")
     if params.refine:
         q = g.op("ReduceSum", g.mul(upsample("coef_a"), image), g.i64(1), keepdims=1)
@@ -832,6 +867,9 @@ def _apply(g: _Graph, params: PostprocessParams, rows: str) -> None:
         resid = g.sub(g.sub(image, bb), g.mul(alpha, g.sub(fb, bb)))
         f = g.clip(g.add(fb, g.mul(alpha, resid)), 0.0, 255.0)
         rgb8 = g.op("Cast", g.op("Round", f), to=TensorProto.UINT8)
+    # Fully transparent pixels carry no colour (RGB 0): nothing of the background is kept
+    # where no one sees it, and the files are smaller.
+    rgb8 = g.op("Where", g.op("Greater", alpha8, g.const(0, np.uint8)), rgb8, g.const(0, np.uint8))
     g.op("Transpose", g.op("Concat", rgb8, alpha8, axis=1), perm=[0, 2, 3, 1], out="rgba")
 
 
@@ -870,8 +908,8 @@ def build_postprocess_graph(params: PostprocessParams | None = None) -> onnx.Mod
     params = params or PostprocessParams()
     g = _Graph()
     _coefficients(g, params)
-    height = g.op("Slice", g.op("Shape", "image"), g.i64(1), g.i64(2))
-    _apply(g, params, g.op("Concat", g.i64(0), height, axis=0))
+    hw = g.op("Slice", g.op("Shape", "image"), g.i64(1), g.i64(3))
+    _apply(g, params, g.op("Concat", g.i64(0, 0), hw, axis=0))
     return g.model([_image_input(), _mask_input()], [*_apply_outputs(), _alpha_small_info()], "alphacut_postprocess")
 
 
@@ -884,12 +922,56 @@ def build_coefficients_graph(params: PostprocessParams | None = None) -> onnx.Mo
 
 
 def build_apply_graph(params: PostprocessParams | None = None) -> onnx.ModelProto:
-    """Full-resolution stage on a strip of rows: photo strip + ``rows`` + ``coef_*`` maps -> ``alpha``, ``rgba``."""
+    """Full-resolution stage on a window: photo window + ``region`` + ``coef_*`` maps -> ``alpha``, ``rgba``."""
     params = params or PostprocessParams()
     g = _Graph()
-    _apply(g, params, "rows")
-    rows = helper.make_tensor_value_info("rows", TensorProto.INT64, [2])
-    return g.model([_image_input(), rows, *_coef_infos()], _apply_outputs(), "alphacut_apply")
+    _apply(g, params, "region")
+    region = helper.make_tensor_value_info("region", TensorProto.INT64, [4])
+    return g.model([_image_input(), region, *_coef_infos()], _apply_outputs(), "alphacut_apply")
+
+
+# How the apply stage's windows are planned (:func:`plan_windows`).
+CLEAR, OPAQUE, COMPUTE = 0, 1, 2
+WINDOW = 128  # side of the square windows the photo is planned in, in pixels
+
+
+def _cells(start: int, stop: int, full: int, grid: int) -> slice:
+    """The map cells that pixels ``start:stop`` of ``full`` can read when upsampled from
+    ``grid`` cells (with a cell's margin each side: exact integer bounds, never too few)."""
+    return slice(max(0, start * grid // full - 1), min(grid, -(-stop * grid // full) + 2))
+
+
+def plan_windows(
+    lim: np.ndarray, height: int, width: int, window: int = WINDOW
+) -> list[tuple[int, int, int, int, int]]:
+    """Where the apply stage must run, from the coefficient graph's ``coef_lim`` map.
+
+    Returns ``(y0, y1, x0, x1, kind)`` rows and columns that cover the photo:
+    ``COMPUTE`` (run the apply graph there), ``CLEAR`` (alpha exactly 0, RGBA
+    0, 0, 0, 0) or ``OPAQUE`` (alpha exactly 1, the photo's own RGB and 255).
+    A window is clear or opaque when every map cell its pixels read has both
+    clamp bounds at 0 (or both at 1): the graph then gives exactly those values
+    there (its bounds are snapped, and its upsampling keeps constants exact),
+    so skipping it changes no byte. Consecutive windows of a kind are merged.
+    Only for a refining graph (without refinement ``coef_lim`` is a placeholder).
+    """
+    grid_h, grid_w = lim.shape[-2:]
+    clear = lim[0, 1] == 0  # the upper bound 0: alpha is 0
+    opaque = lim[0, 0] == 1  # the lower bound 1: alpha is 1
+    plan: list[tuple[int, int, int, int, int]] = []
+    for y0 in range(0, height, window):
+        y1 = min(height, y0 + window)
+        rows = _cells(y0, y1, height, grid_h)
+        clear_cols, opaque_cols = clear[rows].all(axis=0), opaque[rows].all(axis=0)
+        for x0 in range(0, width, window):
+            x1 = min(width, x0 + window)
+            cols = _cells(x0, x1, width, grid_w)
+            kind = CLEAR if clear_cols[cols].all() else OPAQUE if opaque_cols[cols].all() else COMPUTE
+            if plan and plan[-1][0] == y0 and plan[-1][3] == x0 and plan[-1][4] == kind:
+                plan[-1] = (y0, y1, plan[-1][2], x1, kind)
+            else:
+                plan.append((y0, y1, x0, x1, kind))
+    return plan
 
 
 def to_bytes(model: onnx.ModelProto) -> bytes:

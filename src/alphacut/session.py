@@ -28,10 +28,14 @@ import onnxruntime as ort
 from . import models, variants
 from .errors import ModelError
 from .graphs import (
+    CLEAR,
+    COMPUTE,
+    OPAQUE,
     PostprocessParams,
     build_apply_graph,
     build_coefficients_graph,
     build_preprocess_graph,
+    plan_windows,
     to_bytes,
 )
 from .openvino_model import OpenVinoModel, choose_cpu_runtime
@@ -42,6 +46,7 @@ __all__ = [
     "GPU_BATCH_SIZE",
     "ModelSession",
     "Session",
+    "apply_windows",
     "batched_model_path",
     "cpu_layout",
     "default_batch_size",
@@ -55,6 +60,57 @@ _GRAPH_NORM = (128.0, 256.0)  # (mean, std) baked into the pre-processing graph
 # Rows per apply-graph call: a quarter megapixel, so the chain of per-pixel steps
 # works in the CPU caches (1 MP strips were ~10 % slower; bounds memory too).
 _STRIP_PIXELS = 1 << 18
+
+
+def apply_windows(
+    apply: ort.InferenceSession, coefs: dict[str, np.ndarray], x: np.ndarray, *, refine: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The apply graph over a photo (``x``: uint8 [1, H, W, C]) in windows: alpha (HxW
+    float32) and RGBA (HxWx4 uint8), exactly what one call on the whole photo gives.
+
+    With ``refine``, only where the model is unsure (:func:`~alphacut.graphs.plan_windows`:
+    windows it is sure of are filled here with the very values the graph gives there);
+    compute windows run in pieces of at most about ``_STRIP_PIXELS`` pixels, so no
+    full-resolution float temporaries exist. ``coefs`` are the coefficient graph's maps.
+    """
+    h, w = x.shape[1:3]
+    alpha = np.empty((h, w), np.float32)
+    rgba = np.empty((h, w, 4), np.uint8)
+    if refine:
+        plan = plan_windows(coefs["coef_lim"], h, w)
+    else:
+        step = max(1, _STRIP_PIXELS // w)
+        plan = [(y0, min(h, y0 + step), 0, w, COMPUTE) for y0 in range(0, h, step)]
+    binding = apply.io_binding()
+    for name, value in coefs.items():
+        binding.bind_cpu_input(name, value)
+    for y0, y1, x0, x1, kind in plan:
+        if kind == CLEAR:
+            alpha[y0:y1, x0:x1] = 0
+            rgba[y0:y1, x0:x1] = 0
+            continue
+        if kind == OPAQUE:
+            alpha[y0:y1, x0:x1] = 1
+            rgba[y0:y1, x0:x1, :3] = x[0, y0:y1, x0:x1, :3]
+            rgba[y0:y1, x0:x1, 3] = 255
+            continue
+        step = max(1, _STRIP_PIXELS // (y1 - y0))
+        for c0 in range(x0, x1, step):
+            c1 = min(x1, c0 + step)
+            binding.bind_cpu_input("image", np.ascontiguousarray(x[:, y0:y1, c0:c1]))
+            binding.bind_cpu_input("region", np.array([y0, c0, h, w], np.int64))
+            if c1 - c0 == w:  # whole rows: written in place
+                binding.bind_output("alpha", "cpu", 0, np.float32, [1, 1, y1 - y0, w], alpha[y0:y1].ctypes.data)
+                binding.bind_output("rgba", "cpu", 0, np.uint8, [1, y1 - y0, w, 4], rgba[y0:y1].ctypes.data)
+                apply.run_with_iobinding(binding)
+            else:
+                binding.bind_output("alpha", "cpu")
+                binding.bind_output("rgba", "cpu")
+                apply.run_with_iobinding(binding)
+                part_alpha, part_rgba = binding.copy_outputs_to_cpu()
+                alpha[y0:y1, c0:c1] = part_alpha[0, 0]
+                rgba[y0:y1, c0:c1] = part_rgba[0]
+    return alpha, rgba
 
 
 class ModelSession(Protocol):
@@ -209,32 +265,15 @@ class Session:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Full-resolution alpha (HxW float32), the RGBA cutout (HxWx4 uint8) and the working-size alpha.
 
-        The coefficient graph runs once at working resolution; the apply graph
-        then runs on strips of about ``_STRIP_PIXELS`` pixels, writing straight
-        into the result arrays, so no full-resolution float temporaries exist
-        (strips give exactly the rows of a whole-image run).
+        The coefficient graph runs once at working resolution; the apply graph then runs
+        in windows, only where the model is unsure (:func:`apply_windows`).
         """
         coefficients, apply = self._post_session(params)
         x = _nhwc(image)
         names = [o.name for o in coefficients.get_outputs()]
         outputs = dict(zip(names, coefficients.run(names, {"image": x, "mask": mask})))
         small = outputs.pop("alpha_small")
-        h, w = x.shape[1:3]
-        alpha = np.empty((h, w), np.float32)
-        rgba = np.empty((h, w, 4), np.uint8)
-        step = max(1, _STRIP_PIXELS // w)
-        binding = apply.io_binding()
-        for name, value in outputs.items():
-            binding.bind_cpu_input(name, value)
-        for y0 in range(0, h, step):
-            y1 = min(h, y0 + step)
-            binding.bind_cpu_input("image", x[:, y0:y1])
-            binding.bind_cpu_input("rows", np.array([y0, h], np.int64))
-            for name, out in (("alpha", alpha), ("rgba", rgba)):
-                part = out[y0:y1]
-                shape = [1, 1, y1 - y0, w] if name == "alpha" else [1, y1 - y0, w, 4]
-                binding.bind_output(name, "cpu", 0, part.dtype, shape, part.ctypes.data)
-            apply.run_with_iobinding(binding)
+        alpha, rgba = apply_windows(apply, outputs, x, refine=params.refine)
         return alpha, rgba, small[0, 0]
 
     def _post_session(self, params: PostprocessParams) -> tuple[ort.InferenceSession, ort.InferenceSession]:
