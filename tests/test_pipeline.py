@@ -103,9 +103,10 @@ def test_existing_transparency_is_kept(session: Session) -> None:
     assert plants.has_alpha
     rgba = np.asarray(Image.open(DATA / "photos/girl-1.jpg").convert("RGBA")).copy()
     rgba[:, 250:350, 3] = 0  # a transparent band through the subject
-    rgba[:, 250:350, :3] = 0  # with arbitrary colours under it
+    rgba[:, 250:350, :3] = 77  # with arbitrary colours under it
     cutout = remove_background(rgba, session=session)
     assert cutout.rgba[:, 250:350, 3].max() == 0
+    assert cutout.rgba[:, 250:350, :3].max() == 0, "no colour where the cutout is transparent"
     assert cutout.alpha[:, 200:250].mean() > 0.2, "the subject beside the band is still found"
 
 
@@ -125,6 +126,8 @@ def test_16bit_in_16bit_out(session: Session) -> None:
     # Where the subject is opaque, the 16-bit colours survive exactly (not rounded to 8 bits).
     assert np.abs(out[..., :3][..., ::-1][inside].astype(int) - rgb16[inside].astype(int)).max() <= 300
     assert len(np.unique(out[..., 0][inside] % 257)) > 50
+    clear = out[..., 3] == 0
+    assert clear.mean() > 0.1 and out[..., :3][clear].max() == 0, "no colour where the cutout is transparent"
 
 
 @pytest.mark.model

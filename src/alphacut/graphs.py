@@ -18,7 +18,7 @@ Pre-processing graph, ``build_preprocess_graph(size=1024)``:
 
 Post-processing, in two stages that can also run as one graph:
 
-``build_postprocess_graph(params)`` (single call; what the browser runs):
+``build_postprocess_graph(params)`` (single call; the reference the others match):
 
 - input ``image``: the same uint8 ``[1, H, W, C]`` tensor the pre graph got.
 - input ``mask``: float32 ``[1, 1, h, w]`` (ISNet's ``output``, 1024 x 1024,
@@ -28,7 +28,8 @@ Post-processing, in two stages that can also run as one graph:
   of the subject (background colour removed from edge pixels), straight (not
   premultiplied), with ``round(alpha * 255)`` (half to even) as its alpha.
   What Pillow and canvas ``ImageData`` take as they are. With foreground
-  estimation off its colours are the photo itself.
+  estimation off its colours are the photo itself. Where alpha is 0 the RGB
+  is 0 too: nothing of the photo is kept where no one sees it.
 - output ``alpha_small``: float32 ``[1, 1, h', w']``, the refined alpha at the
   working resolution (long side ``params.work_size`` or less): a small preview
   of the matte (the engine's edge confidence scores the model's mask instead).
@@ -41,12 +42,15 @@ upper bound that alpha is clamped to), ``coef_fg`` and ``coef_bg`` ``[1, 3,
 fa, fb]`` (blurred subject and background colours, 0..255). Their sizes do
 not depend on H, W beyond the aspect ratio and the working resolution.
 
-``build_apply_graph(params)``: inputs ``image`` (a strip of rows,
-``[1, n, W, C]``), ``rows`` (int64 ``[2]``: the strip's first row and the
-whole photo's height H) and the five ``coef_*`` maps; outputs ``alpha``
-``[1, 1, n, W]`` and ``rgba`` ``[1, n, W, 4]`` for those rows, the same
-values as the single call gives for them (so the engine runs it in strips:
-bounded memory, cache-sized work). The strip = the whole photo works too.
+``build_apply_graph(params)``: inputs ``image`` (a window of the photo,
+``[1, n, m, C]``), ``region`` (int64 ``[4]``: the window's first row and
+first column, the whole photo's height H and width W) and the five ``coef_*``
+maps; outputs ``alpha`` ``[1, 1, n, m]`` and ``rgba`` ``[1, n, m, 4]`` for
+those pixels, bit for bit what the single call gives for them. So the engine
+and the page run it in windows (bounded memory, cache-sized work), and only
+where the model is unsure: :func:`plan_windows` says where alpha is exactly 0
+or 1 and the window can be filled without running it. The window = the whole
+photo works too.
 
 How the post-processing works (and why)
 ----------------------------------------
@@ -94,7 +98,8 @@ blur-fusion and despeckle means are antialiased downscales onto a coarse grid
 (a triangle window, O(1) per pixel). Only maps at working resolution reach
 full resolution: the apply stage upsamples them (bilinear) and does a fixed
 number of per-pixel steps (a multiply-sum-add, a clamp), so its cost is
-linear in pixels. Measured on real photos in ``benchmarks/quality.py``
+linear in pixels, and it runs only in windows where the model is unsure
+(:func:`plan_windows`: about a fifth of a typical large photo). Measured on real photos in ``benchmarks/quality.py``
 (matting photos, everyday photos, generated products, the lemur): see
 ``benchmarks/RESULTS.md``.
 """
@@ -115,8 +120,8 @@ __all__ = [
     "EDGES",
     "OPAQUE",
     "OPSET",
-    "PostprocessParams",
     "WINDOW",
+    "PostprocessParams",
     "build_apply_graph",
     "build_coefficients_graph",
     "build_postprocess_graph",

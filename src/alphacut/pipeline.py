@@ -243,9 +243,11 @@ def _compose(decoded: DecodedImage, alpha: np.ndarray, rgba: np.ndarray) -> np.n
         out = np.empty((*alpha.shape, 4), np.uint16)
         out[..., :3] = np.round(rgb * 65535.0)
         out[..., 3] = np.round(alpha * 65535.0)
+        out[out[..., 3] == 0, :3] = 0  # fully transparent: no colour, as the graph gives
         return out
     if decoded.has_alpha:  # the matte was multiplied by the input's alpha
         np.rint(alpha * 255.0, out=rgba[..., 3], casting="unsafe")
+        rgba[rgba[..., 3] == 0, :3] = 0
     return rgba
 
 

@@ -166,19 +166,26 @@ def test_media_types(client: Client) -> None:
 
 
 def test_graphs_are_the_engines_graphs(client: Client) -> None:
-    from alphacut.graphs import PostprocessParams, build_postprocess_graph, build_preprocess_graph, to_bytes
+    from alphacut.graphs import (
+        EDGES,
+        PostprocessParams,
+        build_apply_graph,
+        build_coefficients_graph,
+        build_preprocess_graph,
+        edge_params,
+        to_bytes,
+    )
 
     config = _config(client.get("/").text)
     assert client.get(config["graphs"]["preprocess"]).content == to_bytes(build_preprocess_graph(1024))
-    assert client.get(config["graphs"]["postprocess"]).content == to_bytes(
-        build_postprocess_graph(PostprocessParams())
-    )
-    from alphacut.graphs import EDGES, edge_params
-
+    # One apply graph serves every edge style: they differ only in the coefficient stage.
+    apply = client.get(config["graphs"]["apply"]).content
+    assert apply == to_bytes(build_apply_graph(PostprocessParams()))
     assert set(config["graphs"]["edges"]) == set(EDGES)
-    assert config["graphs"]["edges"]["auto"] == config["graphs"]["postprocess"]
     for edges, url in config["graphs"]["edges"].items():
-        assert client.get(url).content == to_bytes(build_postprocess_graph(edge_params(edges))), edges
+        assert to_bytes(build_apply_graph(edge_params(edges))) == apply, edges
+        assert client.get(url).content == to_bytes(build_coefficients_graph(edge_params(edges))), edges
+    assert client.get(config["graphs"]["edges"]["auto"]).content == to_bytes(build_coefficients_graph(PostprocessParams()))
 
 
 def test_unknown_asset_is_404_and_changed_hash_is_404(client: Client) -> None:

@@ -227,6 +227,8 @@ def test_export_matches_the_python_engine(first_visit: Visit, reference: dict[st
     rgb_err = np.abs(rgba[..., :3].astype(np.float32) - want.rgba[..., :3].astype(np.float32))[solid]
     assert float(rgb_err.mean()) <= 2.0
     assert 0.05 < float(alpha.mean()) < 0.95, "a subject was found"
+    # Fully transparent pixels carry no colour, in both.
+    assert rgba[rgba[..., 3] == 0][:, :3].max() == 0 and want.rgba[want.rgba[..., 3] == 0][:, :3].max() == 0
 
 
 def test_soft_edges_setting_matches_the_engine(

@@ -32,7 +32,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import models
 from ..errors import ModelError, RuntimeNotFoundError
-from ..graphs import EDGES, build_postprocess_graph, build_preprocess_graph, edge_params, to_bytes
+from ..graphs import (
+    EDGES,
+    build_apply_graph,
+    build_coefficients_graph,
+    build_preprocess_graph,
+    edge_params,
+    to_bytes,
+)
 from ..listing_graph import BACKGROUND_KINDS, SHADOW_KINDS, build_listing_graph, graph_name
 from ..presets import PRESETS
 from . import runtime, variants
@@ -127,18 +134,19 @@ class _Assets:
 
         pre = self._add(_bytes_asset("preprocess.onnx", to_bytes(build_preprocess_graph(1024))))
         # The page applies the library's default options: refined edges, foreground colours;
-        # one graph per edge style (Options.edges), the default's first.
+        # one coefficient graph per edge style (Options.edges), the default's first, and
+        # the apply graph they share (the engine's two stages: see Session.postprocess).
         edge_graphs = {
             edges: self._add(
                 _bytes_asset(
-                    "postprocess.onnx" if edges == "auto" else f"postprocess-{edges}.onnx",
-                    to_bytes(build_postprocess_graph(edge_params(edges))),
+                    "coefficients.onnx" if edges == "auto" else f"coefficients-{edges}.onnx",
+                    to_bytes(build_coefficients_graph(edge_params(edges))),
                 )
             )
             for edges in EDGES
         }
-        post = edge_graphs["auto"]
-        self.shell += [pre.url, *(graph.url for graph in edge_graphs.values())]
+        apply = self._add(_bytes_asset("apply.onnx", to_bytes(build_apply_graph(edge_params("auto")))))
+        self.shell += [pre.url, apply.url, *(graph.url for graph in edge_graphs.values())]
         # The listing photo's graphs, one per (background, shadow) kind: small, so all are
         # in the offline shell; the page's layout code is listing.js.
         listing_graphs: dict[str, str] = {}
@@ -207,7 +215,7 @@ class _Assets:
             "model": model_cfg,
             "graphs": {
                 "preprocess": pre.url,
-                "postprocess": post.url,
+                "apply": apply.url,
                 "edges": {edges: graph.url for edges, graph in edge_graphs.items()},
             },
             "runtime": runtime_cfg,

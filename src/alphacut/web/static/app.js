@@ -1247,7 +1247,8 @@ async function watchOffline(backend) {
     config.worker,
     config.zip,
     config.graphs.preprocess,
-    ...Object.values(config.graphs.edges), // the default's (graphs.postprocess) among them
+    config.graphs.apply,
+    ...Object.values(config.graphs.edges), // one coefficient graph per edge style
     rt.bundle,
     rt.mjs,
     rt.wasm,

