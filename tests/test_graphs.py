@@ -237,6 +237,32 @@ def test_planned_windows_change_no_byte() -> None:
     assert (alpha == 0).sum() > area[CLEAR] and (alpha == 1).sum() > area[OPAQUE]
 
 
+@pytest.mark.parametrize("size", [(1, 1), (2, 700), (129, 130), (1500, 37), (2000, 1333)])
+def test_planned_windows_at_odd_sizes(size: tuple[int, int]) -> None:
+    """Tiny, thin and larger-than-working photos: the planned windows cover the photo once
+    and change no byte."""
+    h, w = size
+    rng = np.random.default_rng(h * 7919 + w)
+    photo = rng.integers(0, 256, (h, w, 3), np.uint8)
+    mask = np.zeros((1, 1, 64, 64), np.float32)
+    mask[..., 16:48, 8:40] = 1.0
+    mask[..., 30:34, 8:40] = 0.5
+    params = PostprocessParams()
+    whole = _session(build_postprocess_graph(params))
+    alpha, rgba = whole.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
+    coefficients = _session(build_coefficients_graph(params))
+    names = [o.name for o in coefficients.get_outputs()]
+    coefs = dict(zip(names, coefficients.run(names, {"image": photo[None], "mask": mask})))
+    coefs.pop("alpha_small")
+    covered = np.zeros((h, w), np.int32)
+    for y0, y1, x0, x1, _ in plan_windows(coefs["coef_lim"], h, w):
+        covered[y0:y1, x0:x1] += 1
+    assert (covered == 1).all()
+    got_alpha, got_rgba = apply_windows(_session(build_apply_graph(params)), coefs, photo[None])
+    np.testing.assert_array_equal(got_alpha, alpha[0, 0])
+    np.testing.assert_array_equal(got_rgba, rgba[0])
+
+
 def test_transparent_pixels_carry_no_colour(post: ort.InferenceSession) -> None:
     """RGB is 0 wherever the cutout's alpha is 0: nothing of the background hides under it."""
     photo = np.asarray(Image.open(DATA / "photos" / "girl-1.jpg").convert("RGB"))
