@@ -261,6 +261,40 @@ def test_soft_edges_setting_matches_the_engine(
     assert float(np.abs(got - soft)[changed].mean()) < 0.5 * float(np.abs(got - auto)[changed].mean())
 
 
+def test_a_48_megapixel_photo_matches_the_engine(browser: Any, live_server: Any, session: Any, tmp_path: Path) -> None:
+    """A phone's 48 MP photo is cut out in the tab (the full-resolution stage runs in windows
+    where the model is unsure), as the engine cuts it; a larger one is refused, saying what
+    to do. A page of its own: the shared visit's queue is counted by other tests."""
+    from alphacut import remove_background
+
+    big = tmp_path / "girl-48mp.jpg"
+    with Image.open(PHOTO) as im:
+        im.convert("RGB").resize((8000, 6000), Image.Resampling.BILINEAR).save(big, quality=90)
+    huge = tmp_path / "flat-70mp.png"
+    Image.new("RGB", (10000, 7000), (200, 180, 160)).save(huge)
+    page = browser.new_page()
+    try:
+        page.goto(f"{live_server.url}/?backend=wasm")
+        _wait_ready(page)
+        _cut(page, big, timeout_ms=2 * CUT_TIMEOUT_MS)
+        got = _export(page, "png", tmp_path)
+        page.set_input_files("#file-input", str(huge))
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.queue-item')].some((e) => e.textContent.includes('up to 64 MP'))",
+            timeout=CUT_TIMEOUT_MS,
+        )
+    finally:
+        page.close()
+    want = remove_background(big, session=session)
+    with Image.open(got) as im:
+        assert im.size == (8000, 6000)
+        rgba = np.asarray(im)
+    alpha = rgba[..., 3].astype(np.float32) / 255.0
+    assert float(np.abs(alpha - want.alpha).mean()) <= PARITY_MAE
+    assert 0.05 < float(alpha.mean()) < 0.95, "a subject was found"
+    assert rgba[rgba[..., 3] == 0][:, :3].max() == 0
+
+
 def test_webp_keeps_alpha_and_opaque_colours_and_claims_no_more(first_visit: Visit) -> None:
     """The browser's WebP encoder goes through a premultiplied canvas: the colours of
     nearly transparent pixels cannot be kept exactly, so the page does not call it

@@ -36,9 +36,11 @@ const jobs = new Map(); // image role: id -> {pixels, inputAlpha, width, height}
 let lock = Promise.resolve(); // onnxruntime calls of this worker, one at a time
 let cpuOptions = null; // onnxruntime session options on the CPU (set by init)
 
-// Beyond this the post-processing at full resolution does not fit the 4 GiB a
-// WebAssembly page may use; the Python engine (`alphacut cut`) has no such limit.
-const MAX_PIXELS = 36e6;
+// The most pixels a photo may have here: 50 MP phone photos fit. The full-resolution
+// stage runs in windows of at most a quarter megapixel, but the photo's RGBA is held
+// in JavaScript, in the WebAssembly heap (4 GiB at most) and for the three images in
+// flight at once; the Python engine (`alphacut cut`) goes to 250 MP.
+const MAX_PIXELS = 64e6;
 const MAX_SIDE = 32767; // the browser's canvas limit
 const THUMB = 96; // thumbnail box, CSS pixels (drawn at 2x for sharp screens)
 
