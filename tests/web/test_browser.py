@@ -277,6 +277,8 @@ def test_a_48_megapixel_photo_matches_the_engine(browser: Any, live_server: Any,
         page.goto(f"{live_server.url}/?backend=wasm")
         _wait_ready(page)
         _cut(page, big, timeout_ms=2 * CUT_TIMEOUT_MS)
+        # Its PNG was compressed on two threads, the parts joined into one stream.
+        assert json.loads(page.evaluate("document.body.dataset.timings"))["deflateParts"] == 2
         got = _export(page, "png", tmp_path)
         page.set_input_files("#file-input", str(huge))
         page.wait_for_function(

@@ -1245,6 +1245,7 @@ async function watchOffline(backend) {
   const needed = [
     "/",
     config.worker,
+    config.deflate,
     config.zip,
     config.graphs.preprocess,
     config.graphs.apply,

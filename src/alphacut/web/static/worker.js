@@ -66,6 +66,7 @@ self.onmessage = async (event) => {
     else if (msg.type === "touchup-mask") await encodeMaskPNG(msg);
     else if (msg.type === "touchup-drop") touchPhoto = null;
     else if (msg.type === "compose") await compose(msg);
+    else if (msg.type === "deflate") await deflatePart(msg);
   } catch (error) {
     if (msg.id !== undefined) jobs.delete(msg.id);
     const message = describe(error);
@@ -423,6 +424,7 @@ async function finish(msg) {
   t = now();
   const png = await encodePNG(rgba, width, height);
   timings.encode = now() - t;
+  timings.deflateParts = deflateParts;
   const thumb = await thumbnail(new ImageData(rgba, width, height), width, height);
   post({ type: "finished", id: msg.id, png, thumb, width, height, timings });
 }
@@ -806,9 +808,34 @@ function pngChunk(type, data) {
   return [head, data, tail];
 }
 
-async function encodePNG(rgba, width, height) {
-  // Zlib stream of filtered rows ("Up" filter: on cutouts, 10 % smaller files than "Sub"
-  // at the same speed), fed in bands to bound memory.
+// Rows y0..y1 of straight RGBA, PNG-filtered ("Up": on cutouts, 10 % smaller files than
+// "Sub" at the same speed): each row a filter byte and the row.
+function filterRows(rgba, width, y0, y1) {
+  const stride = width * 4;
+  const band = new Uint8Array((y1 - y0) * (stride + 1));
+  const words = rgba.byteOffset % 4 === 0 ? new Uint32Array(rgba.buffer, rgba.byteOffset, rgba.length >> 2) : null;
+  const out = new Uint32Array(width);
+  const outBytes = new Uint8Array(out.buffer);
+  for (let y = y0; y < y1; y++) {
+    const src = y * stride;
+    const dst = (y - y0) * (stride + 1);
+    band[dst] = 2;
+    if (y === 0) band.set(rgba.subarray(0, stride), dst + 1); // the row above the first is 0
+    else if (words) {
+      // Four bytes at a time, each lane on its own: (a - b) mod 256 without borrows.
+      for (let i = 0, k = src >> 2; i < width; i++, k++) {
+        const a = words[k];
+        const b = words[k - width];
+        out[i] = ((a | 0x80808080) - (b & 0x7f7f7f7f)) ^ ((a ^ ~b) & 0x80808080);
+      }
+      band.set(outBytes, dst + 1);
+    } else for (let i = 0; i < stride; i++) band[dst + 1 + i] = rgba[src + i] - rgba[src + i - stride];
+  }
+  return band;
+}
+
+// The zlib stream of some bytes (Uint8Arrays, written in turn) as one Uint8Array.
+async function zlibOf(pieces) {
   const stream = new CompressionStream("deflate");
   const writer = stream.writable.getWriter();
   const compressed = [];
@@ -820,34 +847,112 @@ async function encodePNG(rgba, width, height) {
       compressed.push(value);
     }
   })();
-  const stride = width * 4;
-  const bandRows = Math.max(1, Math.floor((4 << 20) / (stride + 1)));
-  const words = rgba.byteOffset % 4 === 0 ? new Uint32Array(rgba.buffer, rgba.byteOffset, rgba.length >> 2) : null;
-  const out = new Uint32Array(width);
-  const outBytes = new Uint8Array(out.buffer);
-  for (let y0 = 0; y0 < height; y0 += bandRows) {
-    const rows = Math.min(bandRows, height - y0);
-    const band = new Uint8Array(rows * (stride + 1));
-    for (let r = 0; r < rows; r++) {
-      const src = (y0 + r) * stride;
-      const dst = r * (stride + 1);
-      band[dst] = 2;
-      if (y0 + r === 0) band.set(rgba.subarray(0, stride), dst + 1); // the row above the first is 0
-      else if (words) {
-        // Four bytes at a time, each lane on its own: (a - b) mod 256 without borrows.
-        const base = src >> 2;
-        for (let i = 0, k = base; i < stride >> 2; i++, k++) {
-          const a = words[k];
-          const b = words[k - (stride >> 2)];
-          out[i] = ((a | 0x80808080) - (b & 0x7f7f7f7f)) ^ ((a ^ ~b) & 0x80808080);
-        }
-        band.set(outBytes, dst + 1);
-      } else for (let i = 0; i < stride; i++) band[dst + 1 + i] = rgba[src + i] - rgba[src + i - stride];
-    }
-    await writer.write(band);
-  }
+  for await (const piece of pieces) await writer.write(piece);
   await writer.close();
   await reading;
+  return concatBytes(compressed);
+}
+
+function concatBytes(chunks) {
+  let size = 0;
+  for (const c of chunks) size += c.length;
+  const out = new Uint8Array(size);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+// Filtered rows y0..y1 in bands of about 4 MiB (memory stays bounded).
+function* filteredBands(rgba, width, y0, y1) {
+  const bandRows = Math.max(1, Math.floor((4 << 20) / (width * 4 + 1)));
+  for (let y = y0; y < y1; y += bandRows) yield filterRows(rgba, width, y, Math.min(y1, y + bandRows));
+}
+
+// A second thread for the PNG's deflate: a worker of this same script, made when first
+// needed ({type: "deflate", id, data} -> {type: "deflated", id, zlib}).
+let helper = null;
+const helperCalls = new Map();
+let helperSeq = 0;
+
+function deflateElsewhere(data) {
+  if (!helper) {
+    helper = new Worker(self.location.href, { type: "module", name: "alphacut-deflate" });
+    helper.onmessage = ({ data: reply }) => {
+      const call = helperCalls.get(reply.id);
+      helperCalls.delete(reply.id);
+      if (reply.type === "deflated") call?.resolve(reply.zlib);
+      else call?.reject(new Error(reply.message || "the deflate worker failed"));
+    };
+    helper.onerror = (event) => {
+      event.preventDefault();
+      for (const call of helperCalls.values()) call.reject(new Error("the deflate worker failed"));
+      helperCalls.clear();
+      helper = null;
+    };
+  }
+  const id = ++helperSeq;
+  return new Promise((resolve, reject) => {
+    helperCalls.set(id, { resolve, reject });
+    helper.postMessage({ type: "deflate", id, data }, [data.buffer]);
+  });
+}
+
+async function deflatePart(msg) {
+  const zlib = await zlibOf([msg.data]);
+  post({ type: "deflated", id: msg.id, zlib }, [zlib.buffer]);
+}
+
+// From about half a megapixel, the PNG is compressed in two parts at once (here and in
+// the helper) and the parts joined into one zlib stream (deflate.js); below, in one.
+const PARALLEL_PIXELS = 1 << 19;
+
+// The row that splits the deflate work in two about equal halves: transparent rows cost
+// little (zeros), the subject's rows most (sampled: every 4th pixel).
+function splitRow(rgba, width, height) {
+  const cost = new Float64Array(height + 1);
+  for (let y = 0; y < height; y++) {
+    let visible = 0;
+    for (let i = y * width * 4 + 3, end = (y + 1) * width * 4; i < end; i += 16) visible += rgba[i] !== 0;
+    cost[y + 1] = cost[y] + visible * 4 + 0.15 * width;
+  }
+  // A little less for this thread, which also filters the other part and joins them.
+  const target = 0.47 * cost[height];
+  let y = 1;
+  while (y < height - 1 && cost[y] < target) y++;
+  return y;
+}
+
+async function deflateInTwo(rgba, width, height) {
+  const cut = splitRow(rgba, width, height);
+  const second = filterRows(rgba, width, cut, height);
+  const length = second.length;
+  const [{ joinZlib }, other, first] = await Promise.all([
+    import(config.deflate),
+    deflateElsewhere(second),
+    zlibOf(filteredBands(rgba, width, 0, cut)),
+  ]);
+  return joinZlib([
+    { zlib: first, length: cut * (width * 4 + 1) },
+    { zlib: other, length },
+  ]);
+}
+
+let deflateParts = 0; // how many parts the last PNG was compressed in (read by finish)
+
+async function encodePNG(rgba, width, height) {
+  let compressed = null;
+  if (width * height >= PARALLEL_PIXELS && height >= 2) {
+    compressed = await deflateInTwo(rgba, width, height).catch((error) => {
+      console.warn(`PNG compressed in one part: ${error.message}`);
+      return null;
+    });
+    if (!compressed) console.warn("PNG compressed in one part: the parts did not join");
+  }
+  deflateParts = compressed ? 2 : 1;
+  compressed ??= [await zlibOf(filteredBands(rgba, width, 0, height))];
 
   // IDAT may be split into several chunks; group the deflate output into ~1 MiB ones.
   const parts = pngStart(width, height, RGBA);
