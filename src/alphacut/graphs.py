@@ -804,12 +804,12 @@ def _apply(g: _Graph, params: PostprocessParams, region: str) -> None:
     ``region`` is int64 [4]: the window's first row and first column, and the
     whole photo's height and width. Each map is upsampled bilinearly
     (half-pixel centres, clamped at the borders, like Resize) with explicit
-    coordinates: first along the rows of the few grid rows the window needs,
-    then along the columns, each as ``v0 + w (v1 - v0)``. So any window gives
-    bit-identical values to the same pixels of a whole-image run, and a
+    coordinates: first along the columns, on the few grid rows the window
+    needs, then along the rows, each as ``v0 + w (v1 - v0)``. So any window
+    gives bit-identical values to the same pixels of a whole-image run, and a
     constant stretch of a map upsamples to exactly that constant (what lets
     the engine and the page skip windows the model is sure of: see
-    :func:`sure_windows`).
+    :func:`plan_windows`).
     """
     shape = g.op("Shape", "image")
     n = g.op("Slice", shape, g.i64(1), g.i64(2))
@@ -818,8 +818,8 @@ def _apply(g: _Graph, params: PostprocessParams, region: str) -> None:
 
     def coordinates(first: str, count: str, full: str, grid: str) -> tuple[str, str, str, str]:
         """For ``count`` photo pixels from ``first`` on an axis of ``full`` pixels and a map's
-        ``grid`` cells: the first and last cell needed (int64 [1]), each pixel's lower
-        cell relative to the first (int64 [count]) and its weight (float [count])."""
+        ``grid`` cells: the first cell needed and one past the last (int64 [1]), each
+        pixel's lower cell relative to the first (int64 [count]) and its weight (float [count])."""
         start = g.op("Squeeze", first, g.i64(0))
         pos = g.op("Range", start, g.add(start, g.op("Squeeze", count, g.i64(0))), g.const(1, np.int64))
         pos = g.op("Add", g.op("Cast", pos, to=TensorProto.FLOAT), g.const(0.5))
