@@ -136,8 +136,11 @@ def test_options_change_the_result(session: Session) -> None:
     refined = remove_background(photo, session=session)
     raw = remove_background(photo, options=Options(refine=False, foreground=False), session=session)
     assert not np.array_equal(refined.alpha, raw.alpha)
-    # Without colour estimation the RGB is the photo itself.
-    assert np.array_equal(raw.rgba[..., :3], photo)
+    # Without colour estimation the RGB is the photo itself (none where alpha is 0).
+    visible = raw.rgba[..., 3] > 0
+    assert 0.1 < visible.mean() < 0.9
+    assert np.array_equal(raw.rgba[visible][:, :3], photo[visible])
+    assert raw.rgba[~visible][:, :3].max() == 0
 
 
 @pytest.mark.model

@@ -162,6 +162,7 @@ class PostprocessParams:
     soft_low: float = 4.0  # transition width (px) below which an edge is crisp: the mask stays ...
     soft_high: float = 8.0  # ... and above which it is soft (fur, hair): the colour fit takes over
     sharpen: float = 2.0  # the mask's slope at 0.5 is multiplied by this (and the upscale factor)
+    sharpen_soft: bool = True  # False: soft (wide) transitions keep the mask's own slope (tried: RESULTS.md)
     speck_radius: int = 16  # despeckle window radius
     speck_mass: float = 0.04  # minimum share of subject (or background) nearby
     snap_low: float = 0.02  # alpha below this becomes 0
@@ -657,12 +658,15 @@ def _adaptive_alpha(
         g, guide, p, params.gf_eps, lambda x: _box(g, x, r), lambda x: _box(g, x, r)
     )
     fits = [(a_f, b_f, _ramp(g, fit_f, params.fine_fit))]
-    if params.soft_edges:
+    soft = _soft_edges(g, p, params) if params.soft_edges else None
+    if soft is not None:
         a_c, b_c, fit_c = _coarse_guided_filter(g, guide, p, params)
-        fits.append((a_c, b_c, g.mul(_ramp(g, fit_c, params.coarse_fit), _soft_edges(g, p, params))))
+        fits.append((a_c, b_c, g.mul(_ramp(g, fit_c, params.coarse_fit), soft)))
 
     # Sharpened mask: k (p - 0.5) + 0.5, clipped, then the colour fits blended in.
     k = g.mul(upscale, g.const(params.sharpen))
+    if soft is not None and not params.sharpen_soft:
+        k = g.add(k, g.mul(soft, g.sub(g.const(1.0), k)))  # 1 (the mask as it is) on soft edges
     sharp = g.add(g.mul(g.sub(p, g.const(0.5)), k), g.const(0.5))
     b = g.clip(sharp)
     keep = g.const(1.0)  # the share of the result that is still the sharpened mask
