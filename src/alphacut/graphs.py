@@ -912,7 +912,7 @@ def build_postprocess_graph(params: PostprocessParams | None = None) -> onnx.Mod
 
     The coefficient and apply stages chained on the whole image: the same
     results as :func:`build_coefficients_graph` followed by
-    :func:`build_apply_graph` over any split of the rows into strips.
+    :func:`build_apply_graph` over any split of the photo into windows.
     """
     params = params or PostprocessParams()
     g = _Graph()

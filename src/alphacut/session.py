@@ -57,8 +57,8 @@ __all__ = [
 GPU_BATCH_SIZE = 8  # images per model call on a GPU (when the model allows it)
 
 _GRAPH_NORM = (128.0, 256.0)  # (mean, std) baked into the pre-processing graph
-# Rows per apply-graph call: a quarter megapixel, so the chain of per-pixel steps
-# works in the CPU caches (1 MP strips were ~10 % slower; bounds memory too).
+# Pixels per apply-graph call at most: a quarter megapixel, so the chain of per-pixel
+# steps works in the CPU caches (1 MP strips were ~10 % slower; bounds memory too).
 _STRIP_PIXELS = 1 << 18
 
 
@@ -282,7 +282,7 @@ class Session:
             if pair is None:
 
                 # An arena is safe here: the coefficient graph's tensors are working-size
-                # and the apply graph's strip-size, whatever the photo's size.
+                # and the apply graph's window-size, whatever the photo's size.
                 def load(model: bytes) -> ort.InferenceSession:
                     return ort.InferenceSession(model, self._options(), providers=["CPUExecutionProvider"])
 

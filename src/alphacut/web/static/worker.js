@@ -309,7 +309,7 @@ const CLEAR = 0;
 const OPAQUE = 1;
 const COMPUTE = 2;
 const WINDOW = 128;
-const APPLY_PIXELS = 1 << 18; // the most pixels per apply call (as the engine's strips)
+const APPLY_PIXELS = 1 << 18; // the most pixels per apply call (as the engine's)
 
 function cells(start, stop, full, grid) {
   return [Math.max(0, Math.floor((start * grid) / full) - 1), Math.min(grid, Math.ceil((stop * grid) / full) + 2)];
