@@ -876,6 +876,16 @@ function* filteredBands(rgba, width, y0, y1) {
 let helper = null;
 const helperCalls = new Map();
 let helperSeq = 0;
+const HELPER_TIMEOUT_MS = 120_000; // half of a 64 MP photo's PNG takes a few seconds
+
+// Ends the helper: every call it has not answered fails (their callers compress alone).
+function dropHelper(reason) {
+  helper?.terminate();
+  helper = null;
+  const calls = [...helperCalls.values()];
+  helperCalls.clear();
+  for (const call of calls) call.reject(new Error(reason));
+}
 
 function deflateElsewhere(data) {
   if (!helper) {
@@ -888,14 +898,19 @@ function deflateElsewhere(data) {
     };
     helper.onerror = (event) => {
       event.preventDefault();
-      for (const call of helperCalls.values()) call.reject(new Error("the deflate worker failed"));
-      helperCalls.clear();
-      helper = null;
+      dropHelper("the deflate worker failed");
     };
   }
   const id = ++helperSeq;
   return new Promise((resolve, reject) => {
-    helperCalls.set(id, { resolve, reject });
+    // A helper that never answers (killed for memory, say) must not hang the cutout: the
+    // caller then compresses the photo in one part, and a fresh helper serves the next.
+    const timer = setTimeout(() => dropHelper("the deflate worker did not answer"), HELPER_TIMEOUT_MS);
+    const settle = (fn) => (value) => {
+      clearTimeout(timer);
+      fn(value);
+    };
+    helperCalls.set(id, { resolve: settle(resolve), reject: settle(reject) });
     helper.postMessage({ type: "deflate", id, data }, [data.buffer]);
   });
 }
