@@ -960,11 +960,12 @@ let deflateParts = 0; // how many parts the last PNG was compressed in (read by 
 async function encodePNG(rgba, width, height) {
   let compressed = null;
   if (width * height >= PARALLEL_PIXELS && height >= 2) {
-    compressed = await deflateInTwo(rgba, width, height).catch((error) => {
+    try {
+      compressed = await deflateInTwo(rgba, width, height);
+      if (!compressed) console.warn("PNG compressed in one part: the two parts did not join");
+    } catch (error) {
       console.warn(`PNG compressed in one part: ${error.message}`);
-      return null;
-    });
-    if (!compressed) console.warn("PNG compressed in one part: the parts did not join");
+    }
   }
   deflateParts = compressed ? 2 : 1;
   compressed ??= [await zlibOf(filteredBands(rgba, width, 0, height))];
