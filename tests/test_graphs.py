@@ -173,12 +173,18 @@ def test_postprocess_shapes_and_ranges(post: ort.InferenceSession, shape: tuple[
     np.testing.assert_array_equal(rgba[0, ..., 3], np.rint(alpha[0, 0] * np.float32(255)).astype(np.uint8))
 
 
-def _windows(
-    coefficients: ort.InferenceSession, apply: ort.InferenceSession, image: np.ndarray, mask: np.ndarray, side: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _coefficient_maps(params: PostprocessParams, image: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The coefficient graph's ``coef_*`` maps for an HxWxC photo (what the apply graph takes)."""
+    coefficients = _session(build_coefficients_graph(params))
     names = [o.name for o in coefficients.get_outputs()]
     coefs = dict(zip(names, coefficients.run(names, {"image": image[None], "mask": mask})))
     coefs.pop("alpha_small")
+    return coefs
+
+
+def _windows(
+    apply: ort.InferenceSession, coefs: dict[str, np.ndarray], image: np.ndarray, side: int
+) -> tuple[np.ndarray, np.ndarray]:
     h, w = image.shape[:2]
     alpha = np.full((1, 1, h, w), np.nan, np.float32)
     rgba = np.zeros((1, h, w, 4), np.uint8)
@@ -200,13 +206,13 @@ def test_windows_give_the_whole_image_result(params: PostprocessParams) -> None:
     """Any window of the apply stage (the engine's and the page's runs) gives exactly the
     pixels of the single call, bit for bit."""
     whole = _session(build_postprocess_graph(params))
-    coefficients = _session(build_coefficients_graph(params))
     apply = _session(build_apply_graph(params))
     photo = np.asarray(Image.open(DATA / "photos" / "girl-1.jpg").convert("RGBA"))
     mask = np.asarray(Image.fromarray(photo[..., 1]).resize((1024, 1024)), np.float32)[None, None] / 255
     alpha, rgba = whole.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
+    coefs = _coefficient_maps(params, photo, mask)
     for side in (1, 37, max(photo.shape)):
-        a, c = _windows(coefficients, apply, photo, mask, side)
+        a, c = _windows(apply, coefs, photo, side)
         np.testing.assert_array_equal(a, alpha)
         np.testing.assert_array_equal(c, rgba)
 
@@ -223,10 +229,7 @@ def test_planned_windows_change_no_byte() -> None:
     params = PostprocessParams()
     whole = _session(build_postprocess_graph(params))
     alpha, rgba = whole.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
-    coefficients = _session(build_coefficients_graph(params))
-    names = [o.name for o in coefficients.get_outputs()]
-    coefs = dict(zip(names, coefficients.run(names, {"image": photo[None], "mask": mask})))
-    coefs.pop("alpha_small")
+    coefs = _coefficient_maps(params, photo, mask)
     engine_alpha, engine_rgba = apply_windows(_session(build_apply_graph(params)), coefs, photo[None])
     np.testing.assert_array_equal(engine_alpha, alpha[0, 0])
     np.testing.assert_array_equal(engine_rgba, rgba[0])
@@ -250,10 +253,7 @@ def test_planned_windows_at_odd_sizes(size: tuple[int, int]) -> None:
     params = PostprocessParams()
     whole = _session(build_postprocess_graph(params))
     alpha, rgba = whole.run(["alpha", "rgba"], {"image": photo[None], "mask": mask})
-    coefficients = _session(build_coefficients_graph(params))
-    names = [o.name for o in coefficients.get_outputs()]
-    coefs = dict(zip(names, coefficients.run(names, {"image": photo[None], "mask": mask})))
-    coefs.pop("alpha_small")
+    coefs = _coefficient_maps(params, photo, mask)
     covered = np.zeros((h, w), np.int32)
     for y0, y1, x0, x1, _ in plan_windows(coefs["coef_lim"], h, w):
         covered[y0:y1, x0:x1] += 1

@@ -422,9 +422,8 @@ async function finish(msg) {
   const rgba = await refine(job, msg.mask, msg.dims || [1, 1, size, size], msg.edges);
   timings.refine = now() - t;
   t = now();
-  const png = await encodePNG(rgba, width, height);
+  const png = await encodePNG(rgba, width, height, timings);
   timings.encode = now() - t;
-  timings.deflateParts = deflateParts;
   const thumb = await thumbnail(new ImageData(rgba, width, height), width, height);
   post({ type: "finished", id: msg.id, png, thumb, width, height, timings });
 }
@@ -755,11 +754,8 @@ async function encodeMaskPNG(msg) {
   const { mask, width, height } = msg;
   const rows = new Uint8Array(height * (width + 1)); // each row: filter byte 0, then the row
   for (let y = 0; y < height; y++) rows.set(mask.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
-  const stream = new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate"));
-  const data = new Uint8Array(await new Response(stream).arrayBuffer());
-  const parts = pngStart(width, height, GRAY); // rows unfiltered (filter byte 0)
-  parts.push(...pngChunk("IDAT", data), ...pngChunk("IEND", new Uint8Array(0)));
-  post({ type: "touchup-mask", id: msg.id, png: new Blob(parts, { type: "image/png" }) });
+  const png = pngBlob(width, height, GRAY, [await zlibOf([rows])]); // rows unfiltered (filter byte 0)
+  post({ type: "touchup-mask", id: msg.id, png });
 }
 
 // --- PNG encoder -----------------------------------------------------------
@@ -955,9 +951,9 @@ async function deflateInTwo(rgba, width, height) {
   ]);
 }
 
-let deflateParts = 0; // how many parts the last PNG was compressed in (read by finish)
-
-async function encodePNG(rgba, width, height) {
+// Straight RGBA -> a PNG Blob. `stats`, if given, gets deflateParts: how many parts the
+// image was compressed in (2 on two threads, 1 in one).
+async function encodePNG(rgba, width, height, stats = null) {
   let compressed = null;
   if (width * height >= PARALLEL_PIXELS && height >= 2) {
     try {
@@ -967,19 +963,20 @@ async function encodePNG(rgba, width, height) {
       console.warn(`PNG compressed in one part: ${error.message}`);
     }
   }
-  deflateParts = compressed ? 2 : 1;
+  if (stats) stats.deflateParts = compressed ? 2 : 1;
   compressed ??= [await zlibOf(filteredBands(rgba, width, 0, height))];
+  return pngBlob(width, height, RGBA, compressed);
+}
 
-  // IDAT may be split into several chunks; group the deflate output into ~1 MiB ones.
-  const parts = pngStart(width, height, RGBA);
+// A PNG file from its zlib stream (Uint8Arrays to concatenate), in IDAT chunks of about
+// 1 MiB each.
+function pngBlob(width, height, colorType, compressed) {
+  const parts = pngStart(width, height, colorType);
   let pending = [];
   let size = 0;
   const flush = () => {
     if (!size) return;
-    const data = new Uint8Array(size);
-    let o = 0;
-    for (const p of pending) { data.set(p, o); o += p.length; }
-    parts.push(...pngChunk("IDAT", data));
+    parts.push(...pngChunk("IDAT", concatBytes(pending)));
     pending = [];
     size = 0;
   };
