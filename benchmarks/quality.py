@@ -580,6 +580,8 @@ def _value(text: str) -> Any:
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
+    if low == "none":
+        return None
     if "/" in text:
         return tuple(_value(part) for part in text.split("/"))
     try:

@@ -399,6 +399,34 @@ def test_no_ghost_past_the_masks_transition(post: ort.InferenceSession) -> None:
     assert alpha[110:390, 110:240].min() > 0.99
 
 
+def test_wide_doubt_keeps_the_mask_and_leaves_edges_alone() -> None:
+    """Where the model is unsure over a wide area (it does not know what the subject is), alpha
+    is its mask (snapped like everywhere), not a colour model's or a sharpened guess; a crisp
+    outline elsewhere in the same photo is refined exactly as without the rule."""
+    h, w = 400, 600
+    photo = np.full((h, w, 3), 90, np.uint8)
+    photo[100:300, 40:200] = (220, 200, 40)  # the subject the model is sure of
+    stripes = (np.arange(w) // 6) % 2 == 1
+    photo[60:340, 320:580][:, stripes[320:580]] = (30, 160, 230)  # a busy area the model doubts
+    m = np.zeros((h, w), np.float32)
+    m[100:300, 40:200] = 1
+    # half taken for the subject: a blurred, half-hearted copy of the stripes
+    m[60:340, 320:580] = 0.2 + 0.6 * ndimage.gaussian_filter1d(stripes.astype(np.float32), 2)[320:580]
+    mask = np.asarray(Image.fromarray(m).resize((1024, 1024), Image.Resampling.BILINEAR), np.float32)[None, None]
+    on = _session(build_postprocess_graph(PostprocessParams()))
+    off = _session(build_postprocess_graph(PostprocessParams(doubt=None)))
+    a_on, _ = _post(on, photo, mask)
+    a_off, _ = _post(off, photo, mask)
+    inside = (slice(110, 290), slice(340, 560))
+    snapped = np.clip((m - 0.02) / 0.96, 0, 1)
+    # the mask as the model gave it (up to its trip through the working resolution) ...
+    assert np.abs(a_on - snapped)[inside].mean() < 0.015
+    assert np.abs(a_off - snapped)[inside].mean() > 0.04  # ... not, as without the rule, sharpened into a guess
+    subject = (slice(0, h), slice(0, 260))  # the crisp outline, far from the doubtful area
+    np.testing.assert_array_equal(a_on[subject], a_off[subject])
+    assert a_on[150, 100] == 1 and a_on[20, 20] == 0
+
+
 # -- closed-form matting stage (the soft edge style) ----------------------------
 
 

@@ -73,18 +73,23 @@ transition, adapting to what is at the edge (``_adaptive_alpha``):
 4. The result is clamped to the mask's own minimum and maximum within
    ``clamp_radius``: no haze or ghost of the background past the model's
    transition, no holes in what it is sure of.
-5. A gentle linear snap (``snap_low``..``snap_high`` -> 0..1) folded into the
+5. Where the model doubts what the subject is over a wide area (most of the
+   mask within ``doubt_radius`` is unsure: a half-transparent plant, a second
+   object it half takes for the subject), its mask is kept as it is, neither
+   sharpened nor fitted to colours (``_doubt``): such an area is not an edge,
+   and refining it made three of the twenty matting photos worse than the mask.
+6. A gentle linear snap (``snap_low``..``snap_high`` -> 0..1) folded into the
    coefficients; optional despeckle (off by default: it changes the model's
    decisions).
-6. Optional (``matting``; the ``soft`` edge style, see :func:`edge_params`):
-   before steps 1-5, closed-form matting with large-kernel Laplacians (He,
+7. Optional (``matting``; the ``soft`` edge style, see :func:`edge_params`):
+   before steps 1-6, closed-form matting with large-kernel Laplacians (He,
    Sun and Tang 2010) solved by a fixed number of conjugate-gradient steps
    inside the mask's soft transitions (``_matting``). Measured on every set
    in ``benchmarks/quality.py``: better on fur (the lemur) and the matting
    photos, worse on everyday photos with textured backgrounds, at about
    100 ms more per photo; see ``benchmarks/RESULTS.md``. The ``crisp`` style
    drops step 3 instead.
-7. Blur-fusion foreground estimation (Forte & Pitie 2021), two iterations at
+8. Blur-fusion foreground estimation (Forte & Pitie 2021), two iterations at
    working resolution; the final correction
    ``F = F_blur + a (I - B_blur - a (F_blur - B_blur))`` runs at full
    resolution, in the apply stage.
@@ -163,6 +168,8 @@ class PostprocessParams:
     soft_high: float = 8.0  # ... and above which it is soft (fur, hair): the colour fit takes over
     sharpen: float = 2.0  # the mask's slope at 0.5 is multiplied by this (and the upscale factor)
     sharpen_soft: bool = True  # False: soft (wide) transitions keep the mask's own slope (tried: RESULTS.md)
+    doubt_radius: int = 48  # window in which the share of the mask's unsure pixels is measured ...
+    doubt: tuple[float, float] | None = (0.4, 0.7)  # ... the share from which (to which) the mask is kept as it is
     speck_radius: int = 16  # despeckle window radius
     speck_mass: float = 0.04  # minimum share of subject (or background) nearby
     snap_low: float = 0.02  # alpha below this becomes 0
@@ -190,11 +197,12 @@ class PostprocessParams:
             "fg_radius_coarse",
             "fg_radius_fine",
             "matting_radius",
+            "doubt_radius",
         ):
             value = getattr(self, name)
             if not 1 <= value <= 256:
                 raise ValueError(f"{name} must be in 1..256, got {value}")
-        for name in ("fine_fit", "coarse_fit", "matting_known", "matting_fit"):
+        for name in ("fine_fit", "coarse_fit", "matting_known", "matting_fit", "doubt"):
             if getattr(self, name) is None:
                 continue
             low, high = getattr(self, name)
@@ -544,6 +552,34 @@ def _soft_edges(g: _Graph, p: str, params: PostprocessParams) -> str:
     return _ramp(g, width, (params.soft_low, params.soft_high))
 
 
+def _doubt(g: _Graph, p: str, params: PostprocessParams) -> str | None:
+    """0 at edges, 1 in wide areas the model is unsure of as a whole (``None`` when off).
+
+    The share of unsure mask pixels (0.05..0.95) within ``doubt_radius``
+    working pixels, ramped over ``params.doubt``. An edge, even a wide furry
+    one, is a band between sure subject and sure background, so the share
+    stays well below one half in so large a window; a half-transparent plant,
+    or a second object the model half takes for the subject, fills it. There
+    the model is not saying where an edge lies but that it does not know what
+    the subject is, and no local colour model knows better: measured on the
+    matting photos, refining such areas made three of twenty worse than the
+    mask itself, and the rule made none worse on any set
+    (``benchmarks/RESULTS.md``). Box means over a quarter-size copy (radius /
+    4): the same windows at a sixteenth of the work.
+    """
+    if params.doubt is None:
+        return None
+    assert g.work_hw is not None
+    quarter = g.op("Max", g.op("Div", g.work_hw, g.i64(4, 4)), g.i64(1, 1))
+    uncertain = g.op(
+        "Cast",
+        g.op("And", g.op("Greater", p, g.const(0.05)), g.op("Less", p, g.const(0.95))),
+        to=TensorProto.FLOAT,
+    )
+    share = _box(g, g.to_size(uncertain, quarter), max(1, params.doubt_radius // 4))
+    return g.to_size(_ramp(g, share, params.doubt), g.work_hw)
+
+
 def _matting(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
     """Closed-form matting (Levin et al.) inside the mask's own transition, at working resolution.
 
@@ -763,11 +799,21 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
         if params.despeckle:
             p = _despeckle(g, p, mask, params.speck_radius, params.speck_mass)
         guide = g.sub(small, g.const(0.5))
+        mask_p = p
         if params.matting and params.matting_iters:
             p = _matting(g, guide, p, params)
         # How much the apply stage upsamples the working-resolution maps.
         upscale = g.op("Max", g.div(longest, g.const([float(params.work_size)])), g.const([1.0]))
         a, b, lo, hi = _adaptive_alpha(g, guide, p, upscale, params)
+        doubt = _doubt(g, mask_p, params)
+        if doubt is not None:
+            # Where the model doubts what the subject is, its mask as it is: no colour
+            # model, no sharpening (a linear blend of the coefficients, so it upsamples
+            # exactly), and bounds that let the mask through.
+            a = g.mul(a, g.sub(g.const(1.0), doubt))
+            b = g.add(b, g.mul(doubt, g.sub(mask_p, b)))
+            lo = g.sub(lo, g.mul(doubt, g.op("Relu", g.sub(lo, mask_p))))
+            hi = g.add(hi, g.mul(doubt, g.op("Relu", g.sub(mask_p, hi))))
         # Fold the snap and the centring into the coefficients so the
         # full-resolution work is one multiply-sum-add and a clamp.
         k = 1.0 / (params.snap_high - params.snap_low)
