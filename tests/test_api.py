@@ -161,7 +161,10 @@ def test_start_mask_field_is_refined_instead_of_the_model() -> None:
     assert r.status_code == 422 and "aspect ratios" in r.json()["error"]
     r = asyncio.run(_post(app, files={"file": ("x.png", solid((64, 48)), "image/png"),
                                       "start_mask": ("m.png", b"not a mask", "image/png")}))
-    assert r.status_code == 422 and r.json()["error"].startswith("the start mask: not an image")
+    assert r.status_code == 415 and r.json()["error"].startswith("the start mask: not an image")
+    r = asyncio.run(_post(app, files={"file": ("x.png", solid((64, 48)), "image/png"),  # an image, cut short
+                                      "start_mask": ("m.png", buf.getvalue()[:60], "image/png")}))
+    assert r.status_code == 422 and r.json()["error"].startswith("the start mask")
     r = asyncio.run(_post(app, files={"file": ("x.png", solid((64, 48)), "image/png")}, data={"start_mask": "x"}))
     assert r.status_code == 400 and "must be a file" in r.json()["error"]
     assert fake.calls == 0
@@ -423,3 +426,6 @@ def test_listing_options_preset_and_background_image() -> None:
     assert r.status_code == 400 and "needs a canvas" in r.json()["error"]
     r = asyncio.run(_post(app, files={"file": ("p.png", photo, "image/png")}, data={"background_image": "b.png"}))
     assert r.status_code == 400 and "must be a file" in r.json()["error"]
+    r = asyncio.run(_post(app, files={"file": ("p.png", photo, "image/png"),
+                                      "background_image": ("b.png", b"not an image", "image/png")}))
+    assert r.status_code == 415 and "background" in r.json()["error"], r.text

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import imageio
-from .errors import InputError, OptionsError
+from .errors import AlphacutError, InputError, OptionsError
 from .listing import Layout, layout
 from .listing_graph import ListingComposer, default_composer
 from .options import Options
@@ -48,7 +48,10 @@ def read_background_image(source: str | Path | bytes, *, max_megapixels: float) 
     """A background image (a path or the file's bytes) as 8-bit sRGB HxWx3 (its alpha ignored)."""
     if isinstance(source, str | Path) and not Path(source).is_file():
         raise InputError(f"background image {str(source)!r} is not a file: give the path of an image")
-    decoded = imageio.decode(source, max_megapixels=max_megapixels, color="srgb")
+    try:
+        decoded = imageio.decode(source, max_megapixels=max_megapixels, color="srgb")
+    except AlphacutError as exc:  # say which of the images was refused
+        raise type(exc)(f"the background image: {exc}") from None
     return np.ascontiguousarray(decoded.pixels8)
 
 

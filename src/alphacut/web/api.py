@@ -20,7 +20,9 @@ full queue (503 with ``Retry-After``), all *before any of the body is read*. The
 body then streams in under the byte cap (413 as soon as it passes it) and within
 ``body_timeout`` seconds (408). The megapixel cap is checked from the image header
 (413). Whatever a bad input makes the decoder raise is that input's 4xx with a
-JSON ``{"error": ...}`` that says what to do; only a fault of the server is a 500.
+JSON ``{"error": ...}`` that says what to do (415 for what is no image at all, the
+photo, the start mask or the background image alike; 422 for a damaged one), and
+says which of the images it was; only a fault of the server is a 500.
 
 Inference runs in a worker thread, at most ``concurrency`` at a time (one on a
 CPU), with ``queue`` more requests waiting. A request reserves its declared size in
@@ -463,7 +465,7 @@ def api_routes(
         except ImageTooLargeError as exc:
             return _error(413, str(exc))
         except DecodeError as exc:
-            return _error(415 if _not_an_image(body) else 422, str(exc))
+            return _error(415 if isinstance(exc, _NotAnImage) or _not_an_image(body) else 422, str(exc))
         except (ModelError, ProviderError) as exc:
             return _error(503, f"the model is not available: {exc}", {"Retry-After": "60"})
         except AlphacutError as exc:
@@ -504,6 +506,20 @@ def _not_an_image(body: bytes) -> bool:
     return sniff_format(body) is None
 
 
+class _NotAnImage(DecodeError):
+    """An uploaded part beside the photo (start mask, background image) is no image at all: 415."""
+
+
+def _part(read: Any, data: bytes, options: Options) -> Any:
+    """``read(data)`` for a part beside the photo; a part that is not an image is a 415, not a 422."""
+    try:
+        return read(data, max_megapixels=options.max_megapixels)
+    except DecodeError as exc:
+        if _not_an_image(data):
+            raise _NotAnImage(str(exc)) from None
+        raise
+
+
 def _work(body: bytes, options: Options, session: ModelSession, start_mask: bytes | None = None,
           background: bytes | None = None) -> tuple[bytes, Confidence]:
     """Decode, cut out (from ``start_mask`` when given) and encode (over ``background``, an
@@ -527,12 +543,12 @@ def _work(body: bytes, options: Options, session: ModelSession, start_mask: byte
         if start_mask is not None:
             if not start_mask:
                 raise DecodeError("the start mask is empty (0 bytes): send the mask image in `start_mask`")
-            mask = read_start_mask(start_mask, max_megapixels=options.max_megapixels)
+            mask = _part(read_start_mask, start_mask, options)
         backdrop = None
         if background is not None:
             if not background:
                 raise DecodeError("the background image is empty (0 bytes): send the image in `background_image`")
-            backdrop = read_background_image(background, max_megapixels=options.max_megapixels)
+            backdrop = _part(read_background_image, background, options)
         try:
             if start_mask is not None:
                 result = cut_from_mask(decoded, mask, options=options, session=session)
