@@ -41,7 +41,8 @@ def write_section(name: str, text: str, path: Path = RESULTS) -> None:
     block = f"{start}\n{text.rstrip()}\n{end}\n"
     old = path.read_text() if path.exists() else "# Benchmark results\n"
     if start in old and end in old:
-        new = old[: old.index(start)] + block + old[old.index(end) + len(end) :].lstrip("\n")
+        rest = old[old.index(end) + len(end) :].lstrip("\n")
+        new = old[: old.index(start)] + block + ("\n" + rest if rest else "")  # one blank line after it
     else:
         new = old.rstrip("\n") + "\n\n" + block
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")  # atomic: never a half-written RESULTS.md
