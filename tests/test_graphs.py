@@ -19,6 +19,7 @@ from alphacut.graphs import (
     build_coefficients_graph,
     build_postprocess_graph,
     build_preprocess_graph,
+    edge_params,
     plan_windows,
     to_bytes,
 )
@@ -464,6 +465,54 @@ def test_matting_recovers_a_two_colour_blend() -> None:
     assert np.abs(mask - truth)[ramp].mean() > 0.2  # the mask alone is far off ...
     assert np.abs(out - truth)[ramp].mean() < 0.03  # ... the matte follows the blend
     np.testing.assert_allclose(out[~ramp], truth[~ramp], atol=0.02)  # what the mask is sure of stays
+
+
+def test_matting_gate_opens_only_over_a_plain_background() -> None:
+    """The soft style's matte is used where the background beside the edge is plain (a
+    colour-line matte separates the subject from it) and not where it is textured (the
+    matte would pick up the texture)."""
+    from onnx import TensorProto, helper
+
+    from alphacut.graphs import _Graph, _plain_background
+
+    g = _Graph()
+    params = edge_params("soft")
+    g.op("Identity", _plain_background(g, "guide", "p", params), out="out")
+    shape = [1, None, None, None]
+    model = g.model(
+        [helper.make_tensor_value_info("guide", TensorProto.FLOAT, shape), helper.make_tensor_value_info("p", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
+        "plain",
+    )
+    sess = _session(model)
+    h, w = 80, 160
+    # A soft edge: the photo blends from background to subject over columns 72..80, the
+    # model's mask (wider, as a 1024-px mask upsampled is) over 64..88.
+    p = np.broadcast_to(np.clip((np.arange(w, dtype=np.float32) - 63.5) / 24, 0, 1), (h, w)).copy()
+    true = np.clip((np.arange(w, dtype=np.float32) - 71.5) / 8, 0, 1)
+    rng = np.random.default_rng(0)
+    plain = np.broadcast_to((0.3 + 0.5 * true)[None, :, None], (h, w, 3)).astype(np.float32)
+    busy = plain.copy()
+    busy[:, :64] = rng.uniform(0.0, 0.6, (h, 64, 3))  # grass, gravel: texture in every 3x3 window
+
+    def gate(image: np.ndarray) -> np.ndarray:
+        out = sess.run(["out"], {"guide": (image - 0.5).transpose(2, 0, 1)[None], "p": p[None, None]})[0]
+        return out[0, 0, :, 72:80]
+
+    assert gate(plain).min() > 0.99
+    assert gate(busy).max() < 0.01
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 3, 3), (3, 7, 4), (225, 300, 3)])
+def test_soft_style_runs_at_any_size(shape: tuple[int, int, int]) -> None:
+    """The soft style solves its matte at half the working resolution: tiny photos still work."""
+    post = _session(build_postprocess_graph(edge_params("soft")))
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    mask = rng.random((1, 1, 64, 64), dtype=np.float32)
+    alpha, fg = _post(post, image, mask)
+    assert alpha.shape == shape[:2] and np.isfinite(alpha).all() and np.isfinite(fg).all()
+    assert alpha.min() >= 0 and alpha.max() <= 1
 
 
 def test_matting_is_finite_on_flat_colour() -> None:

@@ -77,7 +77,7 @@ class Options:
     edges: Edges = _opt(
         "auto",
         "edge style: auto (crisp outlines stay crisp, soft ones follow the photo), crisp (hard objects,"
-        " products) or soft (hair, fur, plants: matting)",
+        " products) or soft (hair, fur, plants: matting where the background is plain)",
     )
     max_megapixels: float = _opt(250.0, "refuse images with more pixels than this (decompression bombs)")
     color: ColorMode = _opt(
