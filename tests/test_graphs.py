@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -431,21 +432,29 @@ def test_wide_doubt_keeps_the_mask_and_leaves_edges_alone() -> None:
 # -- closed-form matting stage (the soft edge style) ----------------------------
 
 
-def _matting_session(params: PostprocessParams) -> ort.InferenceSession:
-    """The matting stage alone: ``guide`` [1,3,h,w] (colours centred on 0) and ``p`` -> ``out``."""
+def _stage_session(stage: Any, params: PostprocessParams) -> ort.InferenceSession:
+    """One stage of the graph alone: ``stage(g, guide, p, params)`` on ``guide`` [1,3,h,w]
+    (colours centred on 0) and ``p`` -> ``out``."""
     from onnx import TensorProto, helper
 
-    from alphacut.graphs import _Graph, _matting
+    from alphacut.graphs import _Graph
 
     g = _Graph()
-    g.op("Identity", _matting(g, "guide", "p", params), out="out")
+    g.op("Identity", stage(g, "guide", "p", params), out="out")
     shape = [1, None, None, None]
     model = g.model(
         [helper.make_tensor_value_info("guide", TensorProto.FLOAT, shape), helper.make_tensor_value_info("p", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
-        "matting",
+        stage.__name__.strip("_"),
     )
     return _session(model)
+
+
+def _matting_session(params: PostprocessParams) -> ort.InferenceSession:
+    """The matting stage alone (see :func:`_stage_session`)."""
+    from alphacut.graphs import _matting
+
+    return _stage_session(_matting, params)
 
 
 def test_matting_recovers_a_two_colour_blend() -> None:
@@ -471,20 +480,9 @@ def test_matting_gate_opens_only_over_a_plain_background() -> None:
     """The soft style's matte is used where the background beside the edge is plain (a
     colour-line matte separates the subject from it) and not where it is textured (the
     matte would pick up the texture)."""
-    from onnx import TensorProto, helper
+    from alphacut.graphs import _plain_background
 
-    from alphacut.graphs import _Graph, _plain_background
-
-    g = _Graph()
-    params = edge_params("soft")
-    g.op("Identity", _plain_background(g, "guide", "p", params), out="out")
-    shape = [1, None, None, None]
-    model = g.model(
-        [helper.make_tensor_value_info("guide", TensorProto.FLOAT, shape), helper.make_tensor_value_info("p", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
-        "plain",
-    )
-    sess = _session(model)
+    sess = _stage_session(_plain_background, edge_params("soft"))
     h, w = 80, 160
     # A soft edge: the photo blends from background to subject over columns 72..80, the
     # model's mask (wider, as a 1024-px mask upsampled is) over 64..88.

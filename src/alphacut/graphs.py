@@ -523,6 +523,21 @@ def _ramp(g: _Graph, x: str, ramp: tuple[float, float]) -> str:
     return g.clip(g.mul(g.sub(x, g.const(low)), g.const(1 / (high - low))))
 
 
+def _work_fraction(g: _Graph, n: int) -> str:
+    """The working size divided by ``n`` (each side at least 1 px): where coarse statistics run."""
+    assert g.work_hw is not None
+    return g.op("Max", g.op("Div", g.work_hw, g.i64(n, n)), g.i64(1, 1))
+
+
+def _unsure(g: _Graph, p: str) -> str:
+    """1.0 where the mask is unsure (0.05 < p < 0.95), else 0.0."""
+    return g.op(
+        "Cast",
+        g.op("And", g.op("Greater", p, g.const(0.05)), g.op("Less", p, g.const(0.95))),
+        to=TensorProto.FLOAT,
+    )
+
+
 def _coarse_guided_filter(g: _Graph, guide: str, p: str, params: PostprocessParams) -> tuple[str, str, str]:
     """The coarse colour guided filter (``gf_radius``) at working resolution: ``a``, ``b``, ``fit``.
 
@@ -530,7 +545,7 @@ def _coarse_guided_filter(g: _Graph, guide: str, p: str, params: PostprocessPara
     quarter of the pixels and half the taps, the same windows; the results are upsampled.
     """
     assert g.work_hw is not None
-    half = g.op("Max", g.op("Div", g.work_hw, g.i64(2, 2)), g.i64(1, 1))
+    half = _work_fraction(g, 2)
     rc = max(1, params.gf_radius // 2)
     a, b, fit = _guided_filter(
         g, g.to_size(guide, half), g.to_size(p, half), params.gf_eps, lambda x: _box(g, x, rc), lambda x: _box(g, x, rc)
@@ -547,12 +562,7 @@ def _soft_edges(g: _Graph, p: str, params: PostprocessParams) -> str:
     ``soft_radius``, times the window's width, in working pixels; it ramps
     from ``soft_low`` to ``soft_high``.
     """
-    uncertain = g.op(
-        "Cast",
-        g.op("And", g.op("Greater", p, g.const(0.05)), g.op("Less", p, g.const(0.95))),
-        to=TensorProto.FLOAT,
-    )
-    width = g.mul(_box(g, uncertain, params.soft_radius), g.const(float(2 * params.soft_radius + 1)))
+    width = g.mul(_box(g, _unsure(g, p), params.soft_radius), g.const(float(2 * params.soft_radius + 1)))
     return _ramp(g, width, (params.soft_low, params.soft_high))
 
 
@@ -574,13 +584,7 @@ def _doubt(g: _Graph, p: str, params: PostprocessParams) -> str | None:
     if params.doubt is None:
         return None
     assert g.work_hw is not None
-    quarter = g.op("Max", g.op("Div", g.work_hw, g.i64(4, 4)), g.i64(1, 1))
-    uncertain = g.op(
-        "Cast",
-        g.op("And", g.op("Greater", p, g.const(0.05)), g.op("Less", p, g.const(0.95))),
-        to=TensorProto.FLOAT,
-    )
-    share = _box(g, g.to_size(uncertain, quarter), max(1, params.doubt_radius // 4))
+    share = _box(g, g.to_size(_unsure(g, p), _work_fraction(g, 4)), max(1, params.doubt_radius // 4))
     return g.to_size(_ramp(g, share, params.doubt), g.work_hw)
 
 
@@ -635,8 +639,7 @@ def _matting(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
     r = params.matting_radius
     p_full, guide_full = p, guide
     if params.matting_half:
-        assert g.work_hw is not None
-        half = g.op("Max", g.op("Div", g.work_hw, g.i64(2, 2)), g.i64(1, 1))
+        half = _work_fraction(g, 2)
         guide, p = g.to_size(guide, half), g.to_size(p, half)
 
     def box(x: str) -> str:
