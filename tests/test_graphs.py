@@ -310,11 +310,20 @@ def test_despeckle_keeps_thin_structures() -> None:
     assert alpha[495:497, 720:880].mean() > 0.6, "thin strand lost"
 
 
+@pytest.mark.parametrize("matte", [False, True], ids=["no matte", "default"])
 def test_refinement_beats_plain_upsample_on_degraded_masks(
-    post: ort.InferenceSession, post_raw: ort.InferenceSession, lemur: dict[str, np.ndarray]
+    post_raw: ort.InferenceSession, lemur: dict[str, np.ndarray], matte: bool
 ) -> None:
     """Model-free: the true matte at a quarter of the model's resolution (soft where the fur is, like
-    a segmentation model's mask), upsampled to 1024: refinement must recover detail from the photo."""
+    a segmentation model's mask), upsampled to 1024: refinement must recover detail from the photo.
+
+    The matte (``matting``, on by default) solves inside the mask's whole soft transition, which
+    a mask four times blurrier than ISNet's makes wide: here it keeps a smaller gain (real
+    background 0.94x raw where the refinement without it gives 0.89x) and loses more on white
+    fur over white (2.1x raw against 1.5x; LIMITATIONS.md). With ISNet's own masks it is better
+    than without on every set of ``benchmarks/quality.py`` (RESULTS.md) and on these composites
+    (``test_refinement_beats_plain_upsample_with_isnet``)."""
+    post = _session(build_postprocess_graph(PostprocessParams(matting=matte)))
     coarse = Image.fromarray(np.round(lemur["alpha"] * 255).astype(np.uint8)).resize((256, 256), Image.Resampling.BOX)
     mask = np.asarray(coarse.resize((1024, 1024), Image.Resampling.BILINEAR), np.float32)[None, None] / 255
     edges = []
@@ -322,15 +331,15 @@ def test_refinement_beats_plain_upsample_on_degraded_masks(
         image = _composite(lemur, bg)
         edge_raw, halo_raw = _errors(*_post(post_raw, image, mask), lemur)
         edge, halo = _errors(*_post(post, image, mask), lemur)
-        edges.append((edge_raw, edge))
         if name == "white":
             # white fur on white: colours cannot tell them apart (LIMITATIONS.md); with ISNet's
             # own mask it is still better than raw (benchmarks/quality.py), with this one bounded
-            assert edge < 1.6 * edge_raw and halo < halo_raw
+            assert edge < (2.5 if matte else 1.6) * edge_raw and halo < (1.1 if matte else 1.0) * halo_raw
         else:
-            assert edge < 0.9 * edge_raw and halo < 0.8 * halo_raw, name
+            edges.append((edge_raw, edge))
+            assert edge < (0.97 if matte else 0.9) * edge_raw and halo < 0.8 * halo_raw, name
     raw_mean, refined_mean = np.mean(edges, axis=0)
-    assert refined_mean < 0.9 * raw_mean
+    assert refined_mean < (0.85 if matte else 0.8) * raw_mean
 
 
 @pytest.mark.model
@@ -440,6 +449,8 @@ def _stage_session(stage: Any, params: PostprocessParams) -> ort.InferenceSessio
     from alphacut.graphs import _Graph
 
     g = _Graph()
+    g.work_hw = g.op("Slice", g.op("Shape", "p"), g.i64(2), g.i64(4))
+    g.half_hw = g.op("Max", g.op("Div", g.work_hw, g.i64(2, 2)), g.i64(1, 1))
     g.op("Identity", stage(g, "guide", "p", params), out="out")
     shape = [1, None, None, None]
     model = g.model(
@@ -468,7 +479,9 @@ def test_matting_recovers_a_two_colour_blend() -> None:
     image = truth[..., None] * f + (1 - truth[..., None]) * b + rng.normal(0, 0.002, (h, w, 3)).astype(np.float32)
     mask = np.where(truth <= 0, 0.0, np.where(truth >= 1, 1.0, 0.5)).astype(np.float32)  # unsure: 0.5
     # a negligible pull towards the mask, enough steps to converge: the system itself is tested
-    sess = _matting_session(PostprocessParams(matting=True, matting_soft_only=False, matting_weak=1e-3, matting_iters=60))
+    sess = _matting_session(
+        PostprocessParams(matting=True, matting_half=False, matting_soft_only=False, matting_weak=1e-3, matting_iters=60)
+    )
     out = sess.run(["out"], {"guide": (image - 0.5).transpose(2, 0, 1)[None], "p": mask[None, None]})[0][0, 0]
     ramp = (truth > 0) & (truth < 1)
     assert np.abs(mask - truth)[ramp].mean() > 0.2  # the mask alone is far off ...

@@ -145,23 +145,26 @@ def test_options_change_the_result(session: Session) -> None:
 
 @pytest.mark.model
 def test_edge_styles_do_what_they_say(session: Session) -> None:
-    """``edges``: soft (matting) follows the lemur's fur more closely than auto; crisp leaves
-    fewer partly transparent pixels (and is the wrong choice for fur: its error is higher)."""
+    """``edges``: auto's matte follows the lemur's fur much more closely than the same
+    refinement without it, and soft at least as closely; crisp leaves fewer partly
+    transparent pixels (and is the wrong choice for fur: its error is the highest)."""
     from scipy import ndimage
 
-    soft_wins = []
+    from alphacut.graphs import edge_params
+
     for background in ("real", "green", "blue", "red"):
         photo, truth = lemur(background)
         band = ndimage.binary_dilation((truth > 0.02) & (truth < 0.98), iterations=6)
-        error, partial = {}, {}
-        for edges in ("auto", "crisp", "soft"):
-            alpha = remove_background(photo, options=Options(edges=edges), session=session).alpha
-            error[edges] = float(np.abs(alpha - truth)[band].mean())
-            partial[edges] = int(((alpha > 0.1) & (alpha < 0.9)).sum())
-        assert error["soft"] < 0.95 * error["auto"] < 0.95 * error["crisp"], (background, error)
+        alphas = {
+            edges: remove_background(photo, options=Options(edges=edges), session=session).alpha
+            for edges in ("auto", "crisp", "soft")
+        }
+        alphas["no matte"] = session.postprocess(photo, session.predict_mask(photo), edge_params("auto", matting=False))[0]
+        error = {k: float(np.abs(a - truth)[band].mean()) for k, a in alphas.items()}
+        partial = {k: int(((a > 0.1) & (a < 0.9)).sum()) for k, a in alphas.items()}
+        assert error["auto"] < 0.9 * error["no matte"] and error["auto"] < 0.8 * error["crisp"], (background, error)
+        assert error["soft"] <= 1.01 * error["auto"], (background, error)
         assert partial["crisp"] < 0.85 * partial["auto"], (background, partial)
-        soft_wins.append(error["soft"] / error["auto"])
-    assert float(np.mean(soft_wins)) < 0.92
 
 
 @pytest.mark.model

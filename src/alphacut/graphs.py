@@ -81,15 +81,16 @@ transition, adapting to what is at the edge (``_adaptive_alpha``):
 6. A gentle linear snap (``snap_low``..``snap_high`` -> 0..1) folded into the
    coefficients; optional despeckle (off by default: it changes the model's
    decisions).
-7. Optional (``matting``; the ``soft`` edge style, see :func:`edge_params`):
-   before steps 1-6, closed-form matting with large-kernel Laplacians (He,
+7. Before steps 1-6 (``matting``; on in ``auto`` and ``soft``, see
+   :func:`edge_params`): closed-form matting with large-kernel Laplacians (He,
    Sun and Tang 2010) solved by a fixed number of conjugate-gradient steps
    inside the mask's soft transitions (``_matting``), at half the working
-   resolution and where the background beside them is plain. Measured on
-   every set in ``benchmarks/quality.py``: better on fur (the lemur) and the
-   matting photos, worse on some everyday photos with textured backgrounds,
-   at about 70 ms more per photo; see ``benchmarks/RESULTS.md``. The
-   ``crisp`` style drops step 3 instead.
+   size, where the background beside them is plain and a colour model fits.
+   Its result is the mask steps 1-3 refine; step 4's bounds stay the
+   model's own. Measured on every set in ``benchmarks/quality.py``: better on
+   fur (the lemur), the matting photos and products, everyday photos within
+   0.3 % of before, at 20-25 ms more per photo; see ``benchmarks/RESULTS.md``.
+   The ``crisp`` style drops it and step 3.
 8. Blur-fusion foreground estimation (Forte & Pitie 2021), two iterations at
    working resolution; the final correction
    ``F = F_blur + a (I - B_blur - a (F_blur - B_blur))`` runs at full
@@ -164,6 +165,7 @@ class PostprocessParams:
     fine_fit: tuple[float, float] = (0.6, 0.9)  # fit R^2 from which (to which) the fine filter takes over
     coarse_fit: tuple[float, float] = (0.3, 0.7)  # the same for the coarse filter, on soft edges only
     clamp_radius: int = 2  # alpha stays within the mask's own min/max over this radius
+    clamp_to_mask: bool = True  # ... the model's mask (False: the matte's, which may reach past the model's transition)
     soft_radius: int = 8  # window in which the width of the mask's transition is measured
     soft_low: float = 4.0  # transition width (px) below which an edge is crisp: the mask stays ...
     soft_high: float = 8.0  # ... and above which it is soft (fur, hair): the colour fit takes over
@@ -177,16 +179,16 @@ class PostprocessParams:
     snap_high: float = 0.98  # alpha above this becomes 1
     fg_radius_coarse: int = 24  # blur-fusion first pass radius
     fg_radius_fine: int = 3  # blur-fusion second pass radius
-    matting: bool = False  # closed-form matting inside the mask's transition first (opt-in: see RESULTS.md)
+    matting: bool = True  # closed-form matting inside the mask's soft transitions first (see RESULTS.md)
     matting_radius: int = 4  # matting Laplacian window radius, working pixels
     matting_eps: float = 1e-3  # its regulariser (per window; divided by the window's size)
     matting_iters: int = 8  # conjugate-gradient steps (from the mask: more change little)
     matting_weak: float = 0.02  # pull towards the mask inside its transition (1 where it is sure)
     matting_known: tuple[float, float] = (0.05, 0.95)  # mask below / above this: sure (0 / 1)
     matting_soft_only: bool = True  # the matte replaces the mask only at soft edges (see soft_low/high)
-    matting_fit: tuple[float, float] | None = (0.5, 0.9)  # ... and where a colour model fits (R^2 ramp)
-    matting_half: bool = False  # solve the matte at half the working resolution (wider reach, a quarter of the work)
-    matting_plain: tuple[float, float] | None = None  # ... only where the background is plain (texture ramp)
+    matting_fit: tuple[float, float] | None = (0.2, 0.5)  # ... and where a colour model fits (R^2 ramp)
+    matting_half: bool = True  # solve the matte at half work_size (wider reach, a quarter of the work)
+    matting_plain: tuple[float, float] | None = (0.01, 0.02)  # ... only where the background is plain (texture ramp)
 
     def __post_init__(self) -> None:
         if self.work_size < 8:
@@ -232,8 +234,8 @@ class PostprocessParams:
 # Each edge style's changes to the defaults (see edge_params).
 _EDGE_STYLES: dict[str, dict[str, Any]] = {
     "auto": {},
-    "crisp": {"soft_edges": False},
-    "soft": {"matting": True, "matting_fit": None, "matting_half": True, "matting_plain": (0.01, 0.02)},
+    "crisp": {"soft_edges": False, "matting": False},
+    "soft": {"matting_fit": None, "clamp_to_mask": False},
 }
 EDGES = tuple(_EDGE_STYLES)
 
@@ -241,13 +243,14 @@ EDGES = tuple(_EDGE_STYLES)
 def edge_params(edges: str = "auto", **changes: Any) -> PostprocessParams:
     """The post-processing parameters of an edge style (``Options.edges``).
 
-    - ``auto``: the defaults: crisp outlines stay crisp, wide (soft) transitions get a
-      soft colour-guided alpha.
-    - ``crisp``: every edge is treated as an outline (no soft colour fit): hard
-      objects, products, everyday photos with clean outlines.
-    - ``soft``: closed-form matting inside the mask's soft transitions first, wherever
-      they are soft and the background beside them is plain (hair, fur, fluff, plants),
-      solved at half the working resolution.
+    - ``auto``: the defaults: crisp outlines stay crisp; wide (soft) transitions get a
+      closed-form matte where the background beside them is plain and a colour model
+      fits, then a soft colour-guided alpha.
+    - ``crisp``: every edge is treated as an outline (no matte, no soft colour fit):
+      hard objects, products, everyday photos with clean outlines.
+    - ``soft``: the matte at every soft transition over a plain background, whether or
+      not a colour model fits, and allowed to reach past the model's own transition
+      (hair, fur, fluff, plants that the model cut too tight).
 
     Measured on every set of ``benchmarks/quality.py`` (RESULTS.md).
     """
@@ -266,6 +269,7 @@ class _Graph:
         self._consts: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
         self.work_hw: str | None = None  # int64 [2]: working (h, w), post graph only
         self.ref_hw: str | None = None  # int64 [2]: reference (h, w) that radii are measured in
+        self.half_hw: str | None = None  # int64 [2]: the photo at half ``work_size`` (at most its own size)
 
     def _name(self, op: str) -> str:
         self._n += 1
@@ -538,6 +542,16 @@ def _unsure(g: _Graph, p: str) -> str:
     )
 
 
+def _coarse_stats(g: _Graph, guide: str, p: str, params: PostprocessParams, n: int) -> tuple[str, str, str]:
+    """The coarse colour guided filter (``gf_radius``) taken at 1/n of the working size (boxes of
+    radius / n: the same windows): ``a``, ``b``, ``fit`` at that size."""
+    small = _work_fraction(g, n)
+    rc = max(1, params.gf_radius // n)
+    return _guided_filter(
+        g, g.to_size(guide, small), g.to_size(p, small), params.gf_eps, lambda x: _box(g, x, rc), lambda x: _box(g, x, rc)
+    )
+
+
 def _coarse_guided_filter(g: _Graph, guide: str, p: str, params: PostprocessParams) -> tuple[str, str, str]:
     """The coarse colour guided filter (``gf_radius``) at working resolution: ``a``, ``b``, ``fit``.
 
@@ -545,12 +559,7 @@ def _coarse_guided_filter(g: _Graph, guide: str, p: str, params: PostprocessPara
     quarter of the pixels and half the taps, the same windows; the results are upsampled.
     """
     assert g.work_hw is not None
-    half = _work_fraction(g, 2)
-    rc = max(1, params.gf_radius // 2)
-    a, b, fit = _guided_filter(
-        g, g.to_size(guide, half), g.to_size(p, half), params.gf_eps, lambda x: _box(g, x, rc), lambda x: _box(g, x, rc)
-    )
-    coarse = g.to_size(g.op("Concat", a, b, fit, axis=1), g.work_hw)
+    coarse = g.to_size(g.op("Concat", *_coarse_stats(g, guide, p, params, 2), axis=1), g.work_hw)
     a, b, fit = g.ops("Split", coarse, g.i64(3, 1, 1), n=3, axis=1)
     return a, b, fit
 
@@ -595,17 +604,19 @@ def _plain_background(g: _Graph, guide: str, p: str, params: PostprocessParams) 
     background pixels (mask below 0.05) within 16 working pixels, ramped down over
     ``matting_plain``: a colour-line matte separates a subject from a smooth background
     (a wall, sky, a studio sweep, an out-of-focus scene) and picks up the texture of a busy one.
+    The deviation is taken at working resolution, the wide means over a quarter-size copy
+    (radius 16 / 4): a tall 33-px box at working resolution cost more than the matte itself.
     """
-    assert params.matting_plain is not None
+    assert params.matting_plain is not None and g.work_hw is not None
     m = _box(g, g.op("Concat", guide, g.mul(guide, guide), axis=1), 1)
     mean, mean_sq = g.ops("Split", m, g.i64(3, 3), n=2, axis=1)
     var = g.op("Relu", g.sub(mean_sq, g.mul(mean, mean)))
     dev = g.op("ReduceMean", g.op("Sqrt", var), g.i64(1), keepdims=1)
     bg = g.op("Cast", g.op("Less", p, g.const(0.05)), to=TensorProto.FLOAT)
-    sums = _box(g, g.op("Concat", g.mul(dev, bg), bg, axis=1), 16)
-    dev_bg, share = g.ops("Split", sums, g.i64(1, 1), n=2, axis=1)
+    sums = g.to_size(g.op("Concat", g.mul(dev, bg), bg, axis=1), _work_fraction(g, 4))
+    dev_bg, share = g.ops("Split", _box(g, sums, 4), g.i64(1, 1), n=2, axis=1)
     texture = g.div(dev_bg, g.add(share, g.const(1e-4)))
-    return g.sub(g.const(1.0), _ramp(g, texture, params.matting_plain))
+    return g.to_size(g.sub(g.const(1.0), _ramp(g, texture, params.matting_plain)), g.work_hw)
 
 
 def _matting(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
@@ -624,11 +635,13 @@ def _matting(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
     every photo, and the same graph in the browser). Only the mask's
     uncertain pixels are free: the solution follows the photo's colours
     there (strands of fur and hair get partial coverage). With
-    ``matting_half`` the system is solved at half the working resolution and
-    the matte upsampled: the same windows then span twice the working pixels,
-    so the fixed number of steps carries the known alpha twice as far into
-    fur, at a quarter of the work (measured: the lemur's edge error 0.76x raw
-    against 0.81x at full working resolution). With ``matting_soft_only`` the
+    ``matting_half`` the system is solved at half ``work_size`` (320 px on the
+    long side; a smaller photo's own size, so the windows mean the same share
+    of any photo down to 320 px) and the matte upsampled: the same windows
+    then span twice the working pixels, so the fixed number of steps carries
+    the known alpha twice as far into fur, at a quarter of the work
+    (measured: the lemur's edge error 0.76x raw against 0.81x at full working
+    resolution). With ``matting_soft_only`` the
     matte replaces the mask only where its transition is wide
     (``_soft_edges``); with ``matting_plain``, where the background next to it
     is plain (``_plain_background``); and with ``matting_fit``, where a colour
@@ -639,8 +652,8 @@ def _matting(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
     r = params.matting_radius
     p_full, guide_full = p, guide
     if params.matting_half:
-        half = _work_fraction(g, 2)
-        guide, p = g.to_size(guide, half), g.to_size(p, half)
+        assert g.half_hw is not None
+        guide, p = g.to_size(guide, g.half_hw), g.to_size(p, g.half_hw)
 
     def box(x: str) -> str:
         return _box(g, x, r)
@@ -699,13 +712,16 @@ def _matting(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
         # ... and where the photo's colours explain the mask over a wide window (a colour
         # line model fits): on a busy background the matte picks up its texture (grass
         # between legs) and the mask is the better guess.
-        _, _, fit = _coarse_guided_filter(g, guide, p, params)
+        # The fit is a gate, not a value: taken at a quarter of the working size (a sixteenth
+        # of the work; measured no worse than at half on any set).
+        assert g.work_hw is not None
+        fit = g.to_size(_coarse_stats(g, guide, p, params, 4)[2], g.work_hw)
         gate = g.mul(gate, _ramp(g, fit, params.matting_fit))
     return g.add(p, g.mul(gate, g.sub(g.clip(x), p)))
 
 
 def _adaptive_alpha(
-    g: _Graph, guide: str, p: str, upscale: str, params: PostprocessParams
+    g: _Graph, guide: str, p: str, upscale: str, params: PostprocessParams, bounds: str
 ) -> tuple[str, str, str, str]:
     """The refined alpha as ``clamp(a . guide + b, lo, hi)``, all maps at working resolution.
 
@@ -728,10 +744,12 @@ def _adaptive_alpha(
 
     Crisp outlines keep the (sharpened) mask: a colour model smears them on
     busy backgrounds and softens them where the truth is hard. Then the result
-    is clamped to the mask's own minimum and maximum within ``clamp_radius``:
-    the refinement may move and soften the edge inside the model's
-    transition, never spread alpha past it (no haze, no ghost of the
-    background) nor punch holes in what the model is sure of.
+    is clamped to the minimum and maximum within ``clamp_radius`` of
+    ``bounds``, the model's own mask (``p`` may be the matte that replaced it at
+    soft edges; the ``soft`` style passes the matte, ``clamp_to_mask``): the
+    refinement may move and soften the edge inside the model's transition,
+    never spread alpha past it (no haze, no ghost of the background) nor punch
+    holes in what the model is sure of.
     """
     r = params.fine_radius
     a_f, b_f, fit_f = _guided_filter(
@@ -763,8 +781,8 @@ def _adaptive_alpha(
     b = g.add(b, g.mul(g.sub(sharp, g.clip(sharp)), g.mul(keep, larger)))
     rho = params.clamp_radius
     window, pads = [2 * rho + 1] * 2, [rho] * 4
-    hi = g.op("MaxPool", p, kernel_shape=window, pads=pads)
-    lo = g.op("Neg", g.op("MaxPool", g.op("Neg", p), kernel_shape=window, pads=pads))
+    hi = g.op("MaxPool", bounds, kernel_shape=window, pads=pads)
+    lo = g.op("Neg", g.op("MaxPool", g.op("Neg", bounds), kernel_shape=window, pads=pads))
     return a, b, lo, hi
 
 
@@ -812,7 +830,7 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
         return g.op("Concat", g.i64(1, channels), hw, axis=0)
 
     hw_work = scaled(params.work_size)
-    g.work_hw, g.ref_hw = hw_work, scaled(REF_SIZE)
+    g.work_hw, g.ref_hw, g.half_hw = hw_work, scaled(REF_SIZE), scaled(params.work_size // 2)
     mask = "mask"  # clipped after resizing: fewer pixels
 
     def placeholder(out: str, channels: int = 3) -> None:
@@ -848,7 +866,7 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
             p = _matting(g, guide, p, params)
         # How much the apply stage upsamples the working-resolution maps.
         upscale = g.op("Max", g.div(longest, g.const([float(params.work_size)])), g.const([1.0]))
-        a, b, lo, hi = _adaptive_alpha(g, guide, p, upscale, params)
+        a, b, lo, hi = _adaptive_alpha(g, guide, p, upscale, params, mask_p if params.clamp_to_mask else p)
         doubt = _doubt(g, mask_p, params)
         if doubt is not None:
             # Where the model doubts what the subject is, its mask as it is: no colour
