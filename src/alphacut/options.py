@@ -76,8 +76,8 @@ class Options:
     foreground: bool = _opt(True, "estimate foreground colours at the edges (no halos)")
     edges: Edges = _opt(
         "auto",
-        "edge style: auto (crisp outlines stay crisp, soft ones follow the photo), crisp (hard objects,"
-        " products) or soft (hair, fur, plants: matting where the background is plain)",
+        "edge style: auto (crisp outlines stay crisp, soft ones are matted to the photo), crisp (hard"
+        " objects, products) or soft (hair, fur, plants: the matte may reach past the model's edge)",
     )
     max_megapixels: float = _opt(250.0, "refuse images with more pixels than this (decompression bombs)")
     color: ColorMode = _opt(
