@@ -514,10 +514,12 @@ def test_matting_gate_opens_only_over_a_plain_background() -> None:
     assert gate(busy).max() < 0.01
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 3, 3), (3, 7, 4), (225, 300, 3)])
-def test_soft_style_runs_at_any_size(shape: tuple[int, int, int]) -> None:
-    """The soft style solves its matte at half the working resolution: tiny photos still work."""
-    post = _session(build_postprocess_graph(edge_params("soft")))
+@pytest.mark.parametrize("edges", ["auto", "soft"])
+@pytest.mark.parametrize("shape", [(1, 1, 3), (7, 3, 3), (3, 7, 4), (225, 300, 3), (300, 500, 3)])
+def test_matting_styles_run_at_any_size(shape: tuple[int, int, int], edges: str) -> None:
+    """The matte is solved at half ``work_size`` or the photo's own size, its gates at a quarter of
+    the working size: tiny photos still work."""
+    post = _session(build_postprocess_graph(edge_params(edges)))
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, shape, dtype=np.uint8)
     mask = rng.random((1, 1, 64, 64), dtype=np.float32)

@@ -89,7 +89,7 @@ transition, adapting to what is at the edge (``_adaptive_alpha``):
    Its result is the mask steps 1-3 refine; step 4's bounds stay the
    model's own. Measured on every set in ``benchmarks/quality.py``: better on
    fur (the lemur), the matting photos and products, everyday photos within
-   0.3 % of before, at 20-25 ms more per photo; see ``benchmarks/RESULTS.md``.
+   0.3 % of before, at 25-50 ms more per photo; see ``benchmarks/RESULTS.md``.
    The ``crisp`` style drops it and step 3.
 8. Blur-fusion foreground estimation (Forte & Pitie 2021), two iterations at
    working resolution; the final correction
