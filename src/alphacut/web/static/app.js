@@ -192,6 +192,9 @@ function startWorker(role, backend, onProgress) {
 }
 
 function modelProgress(msg) {
+  // The model's loading stages never replace an error on screen (a full queue, a refused
+  // file): it stays until something the user did, or a result, speaks next.
+  if (ui.status.dataset.state === "error") return;
   if (msg.total) {
     setStatus(`${msg.stage}…`, { progress: msg.done / msg.total });
   } else {
