@@ -24,6 +24,7 @@ from alphacut.graphs import (
     plan_windows,
     to_bytes,
 )
+from alphacut import session as session_module
 from alphacut.session import apply_windows
 
 DATA = Path(__file__).parent / "data"
@@ -219,14 +220,17 @@ def test_windows_give_the_whole_image_result(params: PostprocessParams) -> None:
         np.testing.assert_array_equal(c, rgba)
 
 
-def test_planned_windows_change_no_byte() -> None:
+def test_planned_windows_change_no_byte(monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine skips the windows the model is sure of (plan_windows) and fills them
     itself: the result is the single call's, bit for bit, on a photo larger than the
     working resolution, and most of the photo is skipped."""
     photo = np.asarray(Image.open(DATA / "photos" / "girl-1.jpg").convert("RGB"))
     photo = np.asarray(Image.fromarray(photo).resize((photo.shape[1] * 3, photo.shape[0] * 3)))
-    mask = np.zeros((1, 1, 1024, 1024), np.float32)
-    mask[..., 200:900, 300:700] = 1.0
+    # A real model's background is faintly above 0 (and its subject just below 1): sure, but
+    # not exactly 0 or 1, as here.
+    mask = np.full((1, 1, 1024, 1024), 0.015, np.float32)
+    mask[..., :, :100] = np.linspace(0, 0.02, 100, dtype=np.float32)
+    mask[..., 200:900, 300:700] = 0.99
     mask[..., 200:900, 500:520] = 0.5  # an unsure band inside the subject
     params = PostprocessParams()
     whole = _session(build_postprocess_graph(params))
@@ -240,6 +244,14 @@ def test_planned_windows_change_no_byte() -> None:
     assert sum(area.values()) == photo.shape[0] * photo.shape[1]
     assert area[CLEAR] > 0.4 * alpha.size and area[OPAQUE] > 0.05 * alpha.size, area
     assert (alpha == 0).sum() > area[CLEAR] and (alpha == 1).sum() > area[OPAQUE]
+    # Windows of any size plan the same result.
+    apply = _session(build_apply_graph(params))
+    for side in (32, 96):
+        with monkeypatch.context() as m:
+            m.setattr(session_module, "plan_windows", lambda lim, h, w, side=side: plan_windows(lim, h, w, side))
+            got_alpha, got_rgba = apply_windows(apply, coefs, photo[None])
+        np.testing.assert_array_equal(got_alpha, engine_alpha)
+        np.testing.assert_array_equal(got_rgba, engine_rgba)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 700), (129, 130), (1500, 37), (2000, 1333)])

@@ -883,8 +883,11 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
         b = g.mul(g.sub(b, g.const(params.snap_low)), g.const(k))
         b = g.sub(b, g.mul(g.op("ReduceSum", a, g.i64(1), keepdims=1), g.const(0.5)))
         # Where the model is sure, the clamp's bounds are exactly 0 or 1 (snapped like alpha),
-        # so is alpha; elsewhere they are the mask's own.
+        # so is alpha; elsewhere they are the mask's own. The lower bound never exceeds the
+        # upper one: where the upper one snapped to 0, a faint mask (under ``snap_low``) would
+        # otherwise lift alpha to its own value, and only in the windows the apply stage runs.
         hi = g.op("Where", g.op("Greater", hi, g.const(params.snap_low)), hi, g.const(0.0))
+        lo = g.op("Min", lo, hi)
         lo = g.op("Where", g.op("Less", lo, g.const(params.snap_high)), lo, g.const(1.0))
         q = g.add(g.op("ReduceSum", g.mul(a, small), g.i64(1), keepdims=1), b)
         alpha_small = g.clip(g.op("Max", g.op("Min", q, hi), lo), out="alpha_small")
@@ -958,28 +961,43 @@ def _apply(g: _Graph, params: PostprocessParams, region: str) -> None:
         step = g.op("Concat", step, g.sub(pad, pad), axis=axis)
         return g.add(g.op("Gather", x, index, axis=axis), g.mul(weight, g.op("Gather", step, index, axis=axis)))
 
-    def upsample(coef: str) -> str:
-        cshape = g.op("Shape", coef)
+    def upsample(maps: list[str], parts: tuple[int, ...]) -> list[str]:
+        """Maps of one grid (the first's), upsampled together and split into ``parts``
+        channels: one set of coordinates and one chain of steps for all (each step copies
+        values or is elementwise, so the values are those of one map at a time)."""
+        cshape = g.op("Shape", maps[0])
         grid_h = g.op("Slice", cshape, g.i64(2), g.i64(3))
         grid_w = g.op("Slice", cshape, g.i64(3), g.i64(4))
         r0, r1, ri, rw = coordinates(first_row, n, height, grid_h)
         c0, c1, ci, cw = coordinates(first_col, m, width, grid_w)
-        block = g.op("Slice", coef, g.op("Concat", r0, c0, axis=0), g.op("Concat", r1, c1, axis=0), g.i64(2, 3))
-        # Along the columns on the few grid rows needed, then along the rows.
-        across = lerp(block, ci, g.op("Reshape", cw, g.i64(1, 1, 1, -1)), axis=3)
-        return lerp(across, ri, g.op("Reshape", rw, g.i64(1, 1, -1, 1)), axis=2)
+        starts, ends = g.op("Concat", r0, c0, axis=0), g.op("Concat", r1, c1, axis=0)
+        blocks = [g.op("Slice", name, starts, ends, g.i64(2, 3)) for name in maps]
+        block = blocks[0] if len(blocks) == 1 else g.op("Concat", *blocks, axis=1)
+        # Along the columns on the few grid rows needed, then along the rows. Each Gather
+        # works on the outer axis of what it reads, so it copies whole runs of values
+        # (a Gather on the last axis copies one value at a time, 3-4x slower): the block
+        # is turned columns-first for the first pass and back for the second.
+        cols = g.op("Transpose", block, perm=[3, 0, 1, 2])  # [K, 1, C, R]
+        across = lerp(cols, ci, g.op("Reshape", cw, g.i64(-1, 1, 1, 1)), axis=0)  # [m, 1, C, R]
+        across = g.op("Transpose", across, perm=[1, 2, 3, 0])  # [1, C, R, m]
+        full = lerp(across, ri, g.op("Reshape", rw, g.i64(1, 1, -1, 1)), axis=2)
+        if len(parts) == 1:
+            return [full]
+        return g.ops("Split", full, g.i64(*parts), n=len(parts), axis=1)
 
     rgb8 = g.op("Transpose", g.op("Slice", "image", g.i64(0), g.i64(3), g.i64(3)), perm=[0, 3, 1, 2])
     image = g.op("Cast", rgb8, to=TensorProto.FLOAT)  # 0..255, [1,3,n,m]
-    b = upsample("coef_b")
     if params.refine:
-        q = g.op("ReduceSum", g.mul(upsample("coef_a"), image), g.i64(1), keepdims=1)
-        lo, hi = g.ops("Split", upsample("coef_lim"), g.i64(1, 1), n=2, axis=1)
+        # coef_a, coef_b and coef_lim share the working grid (coef_b's).
+        b, a, lo, hi = upsample(["coef_b", "coef_a", "coef_lim"], parts=(1, 3, 1, 1))
+        q = g.op("ReduceSum", g.mul(a, image), g.i64(1), keepdims=1)
         b = g.op("Max", g.op("Min", g.add(q, b), hi), lo)
+    else:
+        (b,) = upsample(["coef_b"], parts=(1,))
     alpha = g.clip(b, out="alpha")
     alpha8 = g.op("Cast", g.op("Round", g.mul(alpha, g.const(255.0))), to=TensorProto.UINT8)
     if params.foreground:
-        fb, bb = upsample("coef_fg"), upsample("coef_bg")
+        fb, bb = upsample(["coef_fg", "coef_bg"], parts=(3, 3))
         # F = Fb + a (I - Bb - a (Fb - Bb)), in 0..255
         resid = g.sub(g.sub(image, bb), g.mul(alpha, g.sub(fb, bb)))
         f = g.clip(g.add(fb, g.mul(alpha, resid)), 0.0, 255.0)
