@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
+from alphacut import session as session_module
 from alphacut.graphs import (
     CLEAR,
     COMPUTE,
@@ -24,7 +25,6 @@ from alphacut.graphs import (
     plan_windows,
     to_bytes,
 )
-from alphacut import session as session_module
 from alphacut.session import apply_windows
 
 DATA = Path(__file__).parent / "data"
