@@ -235,13 +235,33 @@ def test_edges_setting_matches_the_engine(
     browser: Any, live_server: Any, session: Any, tmp_path: Path
 ) -> None:
     """Settings > Edges: photos opened afterwards are refined with that style's graph, as
-    ``Options(edges=...)`` in Python (parity, for soft and crisp). A page of its own: the
-    shared visit's queue is counted by other tests."""
+    ``Options(edges=...)`` in Python (parity, for soft and crisp). The finished cutout on
+    screen is refined again in the new style from its kept mask, and going back to its
+    first style gives the very bytes it had. A page of its own: the shared visit's queue is
+    counted by other tests."""
     from alphacut import Options, remove_background
 
     photo = PHOTO_WITH_ALPHA  # leaves: soft and crisp both differ from auto here
     page = browser.new_page()
     got = {}
+    files: dict[str, Path] = {}
+
+    def export(name: str) -> Path:
+        (tmp_path / name).mkdir()
+        files[name] = _export(page, "png", tmp_path / name)
+        return files[name]
+
+    def restyle(edges: str) -> None:
+        previous = page.evaluate("document.body.dataset.restyled || ''")
+        page.select_option("#edges", edges)
+        page.wait_for_function(
+            "prev => (document.body.dataset.restyled || '') !== prev"
+            " || document.getElementById('status').dataset.state === 'error'",
+            arg=previous,
+            timeout=CUT_TIMEOUT_MS,
+        )
+        assert page.evaluate("document.getElementById('status').dataset.state") != "error", page.text_content("#status-text")
+
     try:
         page.goto(f"{live_server.url}/?backend=wasm")
         _wait_ready(page)
@@ -249,10 +269,21 @@ def test_edges_setting_matches_the_engine(
         for edges in ("soft", "crisp"):
             page.select_option("#edges", edges)
             _cut(page, photo)
-            got[edges] = _alpha(_export(page, "png", tmp_path))
+            got[edges] = _alpha(export(edges))
+        result = page.evaluate("document.body.dataset.result")
+        restyle("soft")  # the crisp cutout on screen becomes soft
+        restyled_soft = _alpha(export("crisp-to-soft"))
+        restyle("crisp")  # and back
+        export("back-to-crisp")
+        assert page.evaluate("document.body.dataset.result") == result, "no new cutout was started"
         page.select_option("#edges", "auto")  # the remembered setting back to the default
     finally:
         page.close()
+    # Refined from the kept 8-bit mask: what a fresh soft cut gave, within rounding; back to
+    # crisp: the very file.
+    assert float(np.abs(restyled_soft - got["soft"]).mean()) < 0.0005  # 0.00006 measured
+    assert float(np.abs(restyled_soft - got["crisp"]).mean()) > 0.003, "the style took effect"  # 0.006
+    assert files["back-to-crisp"].read_bytes() == files["crisp"].read_bytes()
     auto = remove_background(photo, session=session).alpha
     for edges, alpha in got.items():
         want = remove_background(photo, options=Options(edges=edges), session=session).alpha

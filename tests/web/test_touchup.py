@@ -47,6 +47,7 @@ class Visit:
     queue_full: str = ""
     closed_status: str = ""
     focus_after_close: str = ""
+    restyled_status: str = ""
 
 
 def _export(page: Any, folder: Path, name: str) -> np.ndarray:
@@ -194,6 +195,16 @@ def visit(
         v.closed_status = page.text_content("#status-text") or ""
         v.pngs["closed"] = _export(page, folder, "closed")
         v.files["closed"] = folder / "closed.png"
+        # Another edge style for the edited cutout on screen: refined again from its edited mask.
+        page.click("summary >> text=Settings and privacy")
+        page.select_option("#edges", "crisp")
+        page.wait_for_function(
+            "() => document.body.dataset.restyled === '1:crisp'"
+            " || document.getElementById('status').dataset.state === 'error'",
+            timeout=CUT_TIMEOUT_MS,
+        )
+        v.restyled_status = page.text_content("#status-text") or ""
+        v.pngs["closed-crisp"] = _export(page, folder, "closed-crisp")
         page.set_input_files("#file-input", str(PHOTO))
         page.wait_for_function("() => document.getElementById('status').dataset.state === 'error'")
         v.queue_full = page.text_content("#status-text") or ""
@@ -233,6 +244,20 @@ def test_an_erase_stroke_makes_its_region_transparent(visit: Visit) -> None:
         with Image.open(io.BytesIO(archive.read(name))) as im:
             assert np.array_equal(np.asarray(im), visit.pngs["erased"])
     assert visit.console_errors == []
+
+
+def test_another_edge_style_keeps_the_edits(visit: Visit) -> None:
+    """Settings > Edges with an edited cutout on screen (its touch-up closed): the edited mask
+    is refined again in the new style, so the erased stroke stays erased while the edges change."""
+    assert visit.restyled_status == "girl-1.jpg: edges crisp.", visit.restyled_status
+    closed, crisp = _alpha(visit.pngs["closed"]), _alpha(visit.pngs["closed-crisp"])
+    core = _near(crisp.shape, ERASE[0], ERASE[1]) <= ERASE[2] / 2 - 3
+    assert closed[core].max() <= 1 / 255 and crisp[core].max() <= 1 / 255, "the edit is kept"
+    changed = np.abs(crisp - closed) > 0.1
+    assert changed.sum() > 1000, "the style took effect"  # 2042 measured
+    # Crisp edges: fewer partly transparent pixels than the automatic style's.
+    partial = lambda a: int(((a > 0.02) & (a < 0.98)).sum())  # noqa: E731
+    assert partial(crisp) < partial(closed)
 
 
 def test_undo_redo_and_reset_bring_back_the_results(visit: Visit) -> None:

@@ -985,7 +985,10 @@ function setupInput() {
     setExportEnabled();
     saveSettings();
   });
-  ui.edges.addEventListener("change", saveSettings); // for the photos cut out from now on
+  ui.edges.addEventListener("change", () => {
+    saveSettings(); // for the photos cut out from now on
+    restyleSelected(); // and the finished cutout on screen
+  });
   $("webp-lossy").addEventListener("change", () => {
     updateListingExport();
     saveSettings();
@@ -1211,6 +1214,27 @@ function updateListingExport() {
 // (static/touchup.js). The edited cutout becomes the item's result.
 
 let touchup = null; // its hooks, once loaded
+
+// Settings > Edges changed: the finished cutout on screen is refined again with the new
+// style from its kept mask (touchup.js restyle: no model run); other finished cutouts keep
+// theirs until they are shown and the setting is changed again.
+async function restyleSelected() {
+  const item = state.selected;
+  const edges = ui.edges.value;
+  if (!touchup || item?.status !== "done" || item.edges === edges) return;
+  setStatus(`Refining the edges of ${item.name} again (${edges})…`, { progress: true });
+  try {
+    if (!(await touchup.restyle(item, edges))) {
+      setStatus(`Edges ${edges}: for the photos you open from now on.`); // nothing kept to refine again
+      return;
+    }
+    if (item.edges !== edges) return; // changed again meanwhile
+    setStatus(`${item.name}: edges ${edges}.`);
+    document.body.dataset.restyled = `${item.id}:${edges}`; // read by the tests
+  } catch (error) {
+    setStatus(`Could not refine the edges of ${item.name} again: ${error.message}`, { error: true });
+  }
+}
 
 async function setupTouchup() {
   try {

@@ -37,7 +37,7 @@ function keepModelMask(item, mask, dims) {
   const model = new Uint8ClampedArray(mask.length); // rounds half to even and clamps, like numpy's rint + clip
   for (let i = 0; i < mask.length; i++) model[i] = mask[i] * 255;
   item.touchup = { model, modelWidth: dims[3], modelHeight: dims[2], mask: null, history: [], pos: 0, base: null,
-    version: 0, shown: 0, busy: false };
+    version: 0, shown: 0, busy: false, styles: null, style: null };
   countBytes(item);
 }
 
@@ -113,6 +113,7 @@ function countBytes(item) {
     bytes += (entry.before?.length || 0) + (entry.after?.length || 0);
     if (entry.png) pngs.add(entry.png);
   }
+  for (const png of Object.values(t.styles || {})) pngs.add(png);
   pngs.delete(item.png);
   for (const png of pngs) bytes += png.size;
   item.touchupBytes = bytes;
@@ -373,7 +374,67 @@ async function refine(item) {
   } finally {
     t.busy = false;
     setFlag();
+    // A cutout refined again with another edge style while its touch-up is closed: the
+    // worker keeps the photo only while a touch-up is open.
+    if (open?.item !== item) page.state.image?.post({ type: "touchup-drop" });
   }
+}
+
+// --- another edge style for a finished cutout ------------------------------------------
+
+// Settings > Edges changed while this finished cutout is shown: its mask is refined again
+// with the new style (no model run), and the result replaces its cutout. An untouched
+// cutout is refined from the model's mask as kept here (8 bits, as Download mask saves it:
+// `alphacut cut --start-mask` gives the same), and each style's result is kept, so going
+// back to a style gives the very bytes it had. An edited one is refined from its edited
+// mask; the results its history kept were of the old style, so they are worked out again
+// when undo or redo reaches them. Returns false when there is nothing to do.
+async function restyle(item, edges) {
+  const t = item.touchup;
+  if (!t || !item.blob || item.edges === edges) return false;
+  if (open?.item === item && stroke) cancelStroke();
+  if (!t.mask) {
+    t.style ??= item.edges; // the style of the cutout it has
+    t.styles ??= { [t.style]: item.png };
+  }
+  item.edges = edges;
+  if (!t.mask) {
+    let png = t.styles[edges];
+    if (!png) {
+      const mask = new Float32Array(t.model.length);
+      for (let i = 0; i < mask.length; i++) mask[i] = t.model[i] / 255;
+      const image = page.state.image;
+      await image.ready;
+      try {
+        const msg = await image.call(
+          { type: "touchup", key: item.id, blob: item.blob, mask, maskWidth: t.modelWidth, maskHeight: t.modelHeight, edges },
+          [mask.buffer],
+        );
+        png = t.styles[edges] = msg.png;
+      } finally {
+        if (open?.item !== item) image.post({ type: "touchup-drop" }); // the photo is kept only while a touch-up is open
+      }
+    }
+    if (item.edges !== edges) return true; // another style came meanwhile: its result follows
+    if (!t.mask) {
+      t.style = edges;
+      item.png = png;
+      countBytes(item);
+      page.changed(item);
+      page.setThumb(item, await thumbnailOf(png));
+      await draw(item, png);
+      return true;
+    }
+    // A touch-up was opened meanwhile: refine its mask with the new style (below).
+  }
+  for (const entry of [t.base, ...t.history]) if (entry) entry.png = null;
+  t.modelPng = null;
+  t.version++;
+  t.failed = false;
+  update();
+  setFlag();
+  await refine(item); // the current mask, with item.edges
+  return true;
 }
 
 async function downloadMask() {
@@ -687,7 +748,8 @@ function setupControls() {
 
 // Called once by app.js with what the touch-up needs from the page; returns the hooks
 // app.js calls: keepModelMask (a cutout's model mask, as it finishes), select (another
-// item is shown) and update (the item's state changed).
+// item is shown), restyle (Settings > Edges changed for the cutout shown) and update (the
+// item's state changed).
 export function setupTouchup(hooks) {
   page = hooks;
   setupControls();
@@ -695,5 +757,5 @@ export function setupTouchup(hooks) {
   setupKeys();
   update();
   setFlag();
-  return { keepModelMask, select, update: () => update() };
+  return { keepModelMask, select, restyle, update: () => update() };
 }
