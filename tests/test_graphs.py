@@ -105,6 +105,28 @@ def test_builders_are_deterministic() -> None:
     assert to_bytes(build_postprocess_graph(RAW)) != a
 
 
+@pytest.mark.parametrize("edges", ["auto", "soft", "crisp"])
+def test_results_do_not_depend_on_the_thread_count(edges: str) -> None:
+    """Exports are the same bytes on any machine: no reduction in the graphs (the matte's
+    conjugate-gradient sums over the whole photo among them) depends on how onnxruntime
+    splits the work between threads."""
+    photo = np.asarray(Image.open(DATA / "photos" / "animal-2.jpg").convert("RGB"))
+    yy, xx = np.mgrid[:1024, :1024] / 1024
+    mask = np.clip(3 - 9 * np.hypot(yy - 0.55, (xx - 0.5) * 1.3), 0, 1).astype(np.float32)[None, None]
+    model = to_bytes(build_postprocess_graph(edge_params(edges)))
+    results = []
+    for threads in (1, 2, 4):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        graph = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        results.append(graph.run(["alpha", "rgba"], {"image": photo[None], "mask": mask}))
+    alpha, rgba = results[0]
+    assert 0.05 < float(alpha.mean()) < 0.95 and ((alpha > 0.1) & (alpha < 0.9)).sum() > 1000, "a subject, soft edges"
+    for other_alpha, other_rgba in results[1:]:
+        np.testing.assert_array_equal(other_alpha, alpha)
+        np.testing.assert_array_equal(other_rgba, rgba)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
