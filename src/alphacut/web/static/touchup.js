@@ -155,6 +155,7 @@ async function start() {
     t.mask = modelOnGrid(t);
     t.modelPng = item.png; // nothing is edited yet: the model's cutout
     t.base = { png: item.png };
+    t.styles = null; // results by edge style are kept for untouched cutouts only (restyle)
     t.shown = t.version;
     countBytes(item);
   }
