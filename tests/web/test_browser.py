@@ -266,11 +266,21 @@ def test_edges_setting_matches_the_engine(
         page.goto(f"{live_server.url}/?backend=wasm")
         _wait_ready(page)
         page.click("summary >> text=Settings and privacy")
+        said = []
         for edges in ("soft", "crisp"):
             page.select_option("#edges", edges)
             _cut(page, photo)
+            said.append(page.text_content("#status-text") or "")
             got[edges] = _alpha(export(edges))
         result = page.evaluate("document.body.dataset.result")
+        # The leaves are a photo the model is unsure of (the engine's score 0.40): flagged,
+        # as in Python, and the status line says what to check.
+        flagged = page.eval_on_selector_all(
+            ".queue-item", "els => els.map(e => [e.dataset.review, e.querySelector('.state').textContent, e.title])"
+        )
+        assert flagged and all(f[0] == "check" and f[1] == "Done: check it" for f in flagged), flagged
+        assert "unsure of part of the outline" in flagged[0][2]
+        assert all("check the edges at 200 %" in text for text in said), said
         restyle("soft")  # the crisp cutout on screen becomes soft
         restyled_soft = _alpha(export("crisp-to-soft"))
         restyle("crisp")  # and back
@@ -393,6 +403,9 @@ def test_queue_takes_several_images_and_shows_work_in_progress(first_visit: Visi
     assert len(thumbs) == len(QUEUE) and all(0 < w <= 192 for w in thumbs)
     states = page.locator(".queue-item .state").all_text_contents()
     assert states == ["Done"] * len(QUEUE)
+    # None of these is flagged for review (the engine's scores: 0.96-1.0).
+    reviews = page.eval_on_selector_all(".queue-item", "els => els.map(e => e.dataset.review)")
+    assert reviews == ["ok"] * len(QUEUE)
 
 
 def test_live_region_is_not_read_every_second(first_visit: Visit) -> None:

@@ -74,7 +74,7 @@ _MEDIA_TYPES = {
 }
 
 # Files of static/ served under hashed URLs (index.html, error.html and sw.js are templates).
-_STATIC_ASSETS = ("app.js", "worker.js", "deflate.js", "touchup.js", "listing.js", "style.css", "icon.svg")
+_STATIC_ASSETS = ("app.js", "worker.js", "deflate.js", "review.js", "touchup.js", "listing.js", "style.css", "icon.svg")
 
 
 @dataclass
@@ -221,6 +221,7 @@ class _Assets:
             "runtime": runtime_cfg,
             "worker": static["worker.js"].url,
             "deflate": static["deflate.js"].url,
+            "review": static["review.js"].url,
             "touchup": static["touchup.js"].url,
             "listing": {"module": static["listing.js"].url, "graphs": listing_graphs, "presets": _presets()},
             "zip": zip_url,

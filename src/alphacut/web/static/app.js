@@ -385,12 +385,13 @@ async function finishItem(item, maskMsg) {
       [maskMsg.mask.buffer],
     );
     item.png = msg.png;
+    item.review = msg.review;
     item.timings = { ...msg.timings, model: maskMsg.ms, inference: maskMsg.ms };
     item.total = performance.now() - item.begun;
     setThumb(item, msg.thumb);
     setItem(item, "done", "");
     const t = item.timings;
-    const note = item.note ? ` ${item.note}` : "";
+    const note = (item.review?.needsReview ? ` ${reviewAdvice(item.review)}` : "") + (item.note ? ` ${item.note}` : "");
     const left = state.items.filter((i) => i.status === "waiting" || i.status === "working").length;
     announce(
       `${item.name} done in ${seconds(item.total)}: subject ${seconds(t.model)}, edges and colours ${seconds(t.refine)}.` +
@@ -467,6 +468,13 @@ function setThumb(item, blob) {
   renderItem(item);
 }
 
+// What a flagged cutout's review says (the engine's Confidence: see review.js).
+function reviewAdvice(review) {
+  if (review.empty) return "No subject was found: check the cutout.";
+  if (review.fillsFrame) return "The subject fills the whole photo: check that the background was removed.";
+  return "The model was unsure of part of the outline: check the edges at 200 %.";
+}
+
 function renderItem(item) {
   let li = item.li;
   if (!li) {
@@ -488,10 +496,19 @@ function renderItem(item) {
   const img = button.querySelector("img");
   if (item.thumb && img.getAttribute("src") !== item.thumb) img.src = item.thumb;
   button.querySelector(".name").textContent = item.name;
+  const check = item.status === "done" && item.review?.needsReview;
   const text =
-    item.status === "failed" ? `Failed: ${item.error}` : item.status === "working" ? `${item.stage || "Working"}…` : STATUS_WORDS[item.status];
+    item.status === "failed"
+      ? `Failed: ${item.error}`
+      : item.status === "working"
+        ? `${item.stage || "Working"}…`
+        : check
+          ? "Done: check it"
+          : STATUS_WORDS[item.status];
   button.querySelector(".state").textContent = text;
+  button.title = check ? reviewAdvice(item.review) : "";
   button.dataset.status = item.status;
+  button.dataset.review = item.status !== "done" || !item.review ? "" : check ? "check" : "ok";
   li.dataset.status = item.status;
   button.setAttribute("aria-selected", String(item === state.selected));
 }
@@ -1273,6 +1290,7 @@ async function watchOffline(backend) {
     "/",
     config.worker,
     config.deflate,
+    config.review,
     config.zip,
     config.graphs.preprocess,
     config.graphs.apply,

@@ -22,7 +22,8 @@
 //               {type: "ready", backend, detail, threads, ms}
 //               {type: "prepared", id, input, width, height, thumb, ms}
 //               {type: "mask", id, mask, ms}
-//               {type: "finished", id, png, thumb, width, height, timings}
+//               {type: "finished", id, png, thumb, width, height, timings, review}
+//                                                    (review: review.js's edgeConfidence)
 //               {type: "encoded", id, blob, ms}
 //               {type: "composed", id, bitmap?, blob?, width, height, layout, warnings, ms}
 //               {type: "error", id?, message, fallback}
@@ -419,13 +420,19 @@ async function finish(msg) {
   const { width, height, timings } = job;
   let t = now();
   const size = config.model.inputSize || 1024;
-  const rgba = await refine(job, msg.mask, msg.dims || [1, 1, size, size], msg.edges);
+  const dims = msg.dims || [1, 1, size, size];
+  const rgba = await refine(job, msg.mask, dims, msg.edges);
   timings.refine = now() - t;
+  // Whether a person should look at this cutout: the engine's score, on the model's mask.
+  t = now();
+  const { edgeConfidence } = await import(config.review);
+  const review = edgeConfidence(msg.mask, dims[3], dims[2]);
+  timings.review = now() - t;
   t = now();
   const png = await encodePNG(rgba, width, height, timings);
   timings.encode = now() - t;
   const thumb = await thumbnail(new ImageData(rgba, width, height), width, height);
-  post({ type: "finished", id: msg.id, png, thumb, width, height, timings });
+  post({ type: "finished", id: msg.id, png, thumb, width, height, timings, review });
 }
 
 async function encodeWebp(msg) {
