@@ -403,6 +403,8 @@ async function finishItem(item, maskMsg) {
     document.body.dataset.timings = JSON.stringify(t);
     document.body.dataset.result = String(item.id);
     if (state.follow || item === state.selected) select(item, { byUser: false });
+    // Edges changed while this one was being refined: it follows the setting too.
+    if (item === state.selected && item.edges !== ui.edges.value) restyleSelected();
   } catch (error) {
     fail(item, error);
     if (error.crashed) startImageWorker();
