@@ -110,6 +110,27 @@ def test_cut_never_takes_its_own_outputs_as_inputs(tmp_path: Path, fake_model: F
     assert _files(tmp_path / "shots" / "out") == ["car-1-cutout.png"]
 
 
+def test_cut_says_which_cutouts_to_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cutout the edge confidence flags (the model's outline never commits) is named on
+    standard error with what to look at, and counted in the summary; a sure one is not."""
+
+    class Unsure(FakeSession):
+        def infer(self, batch: np.ndarray) -> np.ndarray:
+            mask = super().infer(batch)
+            return (0.35 + 0.3 * mask).astype(np.float32)  # 0.35 outside, 0.65 inside: mush
+
+    small_photo(tmp_path / "in" / "a.jpg")
+    small_photo(tmp_path / "in" / "b.jpg", "car-3.jpg")
+    monkeypatch.setattr("alphacut.cli.common.make_session", lambda *a, **k: (Unsure(), 2))
+    code, _, err = run("cut", str(tmp_path / "in"), "-o", str(tmp_path / "unsure"))
+    assert code == 0, err
+    assert "alphacut: check: " in err and "unsure of part of the outline" in err, err
+    assert "2 done (2 to check by eye), 0 skipped, 0 failed" in err
+    monkeypatch.setattr("alphacut.cli.common.make_session", lambda *a, **k: (FakeSession(), 2))
+    code, _, err = run("cut", str(tmp_path / "in"), "-o", str(tmp_path / "sure"))
+    assert code == 0 and "check" not in err and "2 done, 0 skipped, 0 failed" in err, err
+
+
 def test_cut_names_shared_outputs_by_one_rule(tmp_path: Path, fake_model: FakeSession) -> None:
     small_photo(tmp_path / "a.jpg")
     shutil.copy(tmp_path / "a.jpg", tmp_path / "a.png")

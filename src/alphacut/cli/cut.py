@@ -112,7 +112,9 @@ def cut(inputs: tuple[str, ...], output: str | None, engine: Engine, overwrite: 
     failed = sum(r["status"] == "error" for r in records)
     skipped = sum(r["status"] == "skipped" for r in records)
     if not as_json and (len(records) > 1 or skipped):
-        click.echo(f"{len(records) - failed - skipped} done, {skipped} skipped, {failed} failed", err=True)
+        check = sum(_needs_review(r) for r in records)
+        to_check = f" ({check} to check by eye)" if check else ""
+        click.echo(f"{len(records) - failed - skipped} done{to_check}, {skipped} skipped, {failed} failed", err=True)
     sys.exit(1 if failed else 0)
 
 
@@ -347,4 +349,20 @@ def _report(record: Record, as_json: bool) -> Record:
             click.echo(f"alphacut: error: {record['path']}: {record['error']}", err=True)
         elif record["status"] == "skipped":
             click.echo(f"alphacut: skipped: {record['path']}: {record['reason']}", err=True)
+        elif _needs_review(record):
+            click.echo(f"alphacut: check: {record['path']}: {_review_advice(record['confidence'])}", err=True)
     return record
+
+
+def _needs_review(record: Record) -> bool:
+    return record["status"] == "ok" and bool((record.get("confidence") or {}).get("needs_review"))
+
+
+def _review_advice(confidence: dict[str, Any]) -> str:
+    """What to look at in a cutout the edge confidence flags (as the page says it)."""
+    if confidence.get("empty"):
+        return "no subject was found; look at the cutout"
+    if confidence.get("fills_frame"):
+        return "the subject fills the whole photo; check that the background was removed"
+    return "the model was unsure of part of the outline; look at its edges at 200 %"
+
