@@ -281,6 +281,7 @@ def test_edges_setting_matches_the_engine(
         assert flagged and all(f[0] == "check" and f[1] == "Done: check it" for f in flagged), flagged
         assert "unsure of part of the outline" in flagged[0][2]
         assert all("check the edges at 200 %" in text for text in said), said
+        assert "Check it: The model was unsure" in (page.text_content("#image-details") or "")
         restyle("soft")  # the crisp cutout on screen becomes soft
         restyled_soft = _alpha(export("crisp-to-soft"))
         restyle("crisp")  # and back

@@ -590,7 +590,9 @@ async function showSelected() {
   touchup?.select(item);
   const token = ++showing;
   ui.viewer.hidden = false;
-  ui.details.textContent = item.width ? `${item.name}: ${item.width} × ${item.height} px` : item.name;
+  const size = item.width ? `${item.name}: ${item.width} × ${item.height} px` : item.name;
+  const check = item.status === "done" && item.review?.needsReview;
+  ui.details.textContent = check ? `${size}. Check it: ${reviewAdvice(item.review)}` : size;
   if (item.status === "failed") {
     ui.failedText.textContent = `${item.name} could not be cut out: ${item.error}`;
     ui.failed.hidden = false;
