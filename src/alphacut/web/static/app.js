@@ -391,7 +391,7 @@ async function finishItem(item, maskMsg) {
     setThumb(item, msg.thumb);
     setItem(item, "done", "");
     const t = item.timings;
-    const note = (item.review?.needsReview ? ` ${reviewAdvice(item.review)}` : "") + (item.note ? ` ${item.note}` : "");
+    const note = (flagged(item) ? ` ${reviewAdvice(item.review)}` : "") + (item.note ? ` ${item.note}` : "");
     const left = state.items.filter((i) => i.status === "waiting" || i.status === "working").length;
     announce(
       `${item.name} done in ${seconds(item.total)}: subject ${seconds(t.model)}, edges and colours ${seconds(t.refine)}.` +
@@ -470,6 +470,11 @@ function setThumb(item, blob) {
   renderItem(item);
 }
 
+// A finished cutout the edge confidence flags for a person to check (review.js).
+function flagged(item) {
+  return item.status === "done" && Boolean(item.review?.needsReview);
+}
+
 // What a flagged cutout's review says (the engine's Confidence: see review.js).
 function reviewAdvice(review) {
   if (review.empty) return "No subject was found: check the cutout.";
@@ -498,7 +503,7 @@ function renderItem(item) {
   const img = button.querySelector("img");
   if (item.thumb && img.getAttribute("src") !== item.thumb) img.src = item.thumb;
   button.querySelector(".name").textContent = item.name;
-  const check = item.status === "done" && item.review?.needsReview;
+  const check = flagged(item);
   const text =
     item.status === "failed"
       ? `Failed: ${item.error}`
@@ -591,8 +596,7 @@ async function showSelected() {
   const token = ++showing;
   ui.viewer.hidden = false;
   const size = item.width ? `${item.name}: ${item.width} × ${item.height} px` : item.name;
-  const check = item.status === "done" && item.review?.needsReview;
-  ui.details.textContent = check ? `${size}. Check it: ${reviewAdvice(item.review)}` : size;
+  ui.details.textContent = flagged(item) ? `${size}. Check it: ${reviewAdvice(item.review)}` : size;
   if (item.status === "failed") {
     ui.failedText.textContent = `${item.name} could not be cut out: ${item.error}`;
     ui.failed.hidden = false;

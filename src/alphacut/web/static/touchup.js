@@ -302,8 +302,7 @@ function stateChanged(item) {
   update();
   setFlag();
   const png = owner(t).png;
-  if (png) useResult(item, png, t.version);
-  else refine(item);
+  return png ? useResult(item, png, t.version) : refine(item);
 }
 
 function undo() {
@@ -357,17 +356,10 @@ async function refine(item) {
         break;
       }
       if (!item.blob) break; // cleared from the queue meanwhile
-      const mask = new Float32Array(t.mask.length);
-      for (let i = 0; i < mask.length; i++) mask[i] = t.mask[i] / 255;
-      const image = page.state.image;
-      await image.ready;
-      const msg = await image.call(
-        { type: "touchup", key: item.id, blob: item.blob, mask, maskWidth: t.mw, maskHeight: t.mh, edges: item.edges },
-        [mask.buffer],
-      );
-      entry.png = msg.png;
+      const png = await workOut(item, t.mask, t.mw, t.mh, item.edges);
+      entry.png = png;
       countBytes(item);
-      if (t.version === version) await useResult(item, msg.png, version);
+      if (t.version === version) await useResult(item, png, version);
     }
   } catch (error) {
     t.failed = true;
@@ -375,9 +367,25 @@ async function refine(item) {
   } finally {
     t.busy = false;
     setFlag();
-    // A cutout refined again with another edge style while its touch-up is closed: the
-    // worker keeps the photo only while a touch-up is open.
-    if (open?.item !== item) page.state.image?.post({ type: "touchup-drop" });
+  }
+}
+
+// The image worker refines an 8-bit mask (the edited one, or the model's) of the item's
+// photo with an edge style: the cutout's PNG. The worker keeps the decoded photo for the
+// next stroke only while the item's touch-up is open.
+async function workOut(item, bytes, width, height, edges) {
+  const mask = new Float32Array(bytes.length);
+  for (let i = 0; i < mask.length; i++) mask[i] = bytes[i] / 255;
+  const image = page.state.image;
+  await image.ready;
+  try {
+    const msg = await image.call(
+      { type: "touchup", key: item.id, blob: item.blob, mask, maskWidth: width, maskHeight: height, edges },
+      [mask.buffer],
+    );
+    return msg.png;
+  } finally {
+    if (open?.item !== item) image.post({ type: "touchup-drop" });
   }
 }
 
@@ -394,28 +402,12 @@ async function restyle(item, edges) {
   const t = item.touchup;
   if (!t || !item.blob || item.edges === edges) return false;
   if (open?.item === item && stroke) cancelStroke();
-  if (!t.mask) {
-    t.style ??= item.edges; // the style of the cutout it has
-    t.styles ??= { [t.style]: item.png };
-  }
+  const before = item.edges;
   item.edges = edges;
   if (!t.mask) {
-    let png = t.styles[edges];
-    if (!png) {
-      const mask = new Float32Array(t.model.length);
-      for (let i = 0; i < mask.length; i++) mask[i] = t.model[i] / 255;
-      const image = page.state.image;
-      await image.ready;
-      try {
-        const msg = await image.call(
-          { type: "touchup", key: item.id, blob: item.blob, mask, maskWidth: t.modelWidth, maskHeight: t.modelHeight, edges },
-          [mask.buffer],
-        );
-        png = t.styles[edges] = msg.png;
-      } finally {
-        if (open?.item !== item) image.post({ type: "touchup-drop" }); // the photo is kept only while a touch-up is open
-      }
-    }
+    // Untouched: each style's result is kept (t.style: the style of the cutout it has).
+    const styles = (t.styles ??= { [(t.style ??= before)]: item.png });
+    const png = (styles[edges] ??= await workOut(item, t.model, t.modelWidth, t.modelHeight, edges));
     if (item.edges !== edges) return true; // another style came meanwhile: its result follows
     if (!t.mask) {
       t.style = edges;
@@ -430,11 +422,7 @@ async function restyle(item, edges) {
   }
   for (const entry of [t.base, ...t.history]) if (entry) entry.png = null;
   t.modelPng = null;
-  t.version++;
-  t.failed = false;
-  update();
-  setFlag();
-  await refine(item); // the current mask, with item.edges
+  await stateChanged(item); // refines the current mask with item.edges
   return true;
 }
 
