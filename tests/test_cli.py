@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -84,6 +85,7 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> FakeSession:
     """`cut` runs on a FakeSession (two model calls at once, as on a 2-core CPU)."""
     fake = FakeSession()
     monkeypatch.setattr("alphacut.cli.common.make_session", lambda *a, **k: (fake, 2))
+    monkeypatch.setattr("alphacut.cli.common.make_refiner", lambda *a, **k: fake)
     return fake
 
 
@@ -227,6 +229,30 @@ def test_cut_with_a_start_mask_refines_it_without_the_model(tmp_path: Path, fake
     assert np.array_equal(given[0, 0], mask.astype(np.float32) / 255.0)
     with Image.open(tmp_path / "photo-cutout.png") as im:
         assert im.size == (w, h) and im.mode == "RGBA"
+
+
+def test_cut_with_a_start_mask_needs_no_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real post-processing on a start mask, with an empty model cache and no way to fetch a model."""
+    monkeypatch.setenv("ALPHACUT_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr("alphacut.models.model_path", _no_model)
+    monkeypatch.setattr("alphacut.cli.common.make_session", _no_model)
+    photo = small_photo(tmp_path / "photo.jpg")
+    with Image.open(photo) as im:
+        w, h = im.size
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 255
+    Image.fromarray(mask).save(tmp_path / "fixed-mask.png")
+    code, out, err = run("cut", str(photo), "--start-mask", str(tmp_path / "fixed-mask.png"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "ok"
+    with Image.open(tmp_path / "photo-cutout.png") as im:
+        alpha = np.asarray(im.getchannel("A"))
+    assert alpha[h // 2, w // 2] == 255 and alpha[2, 2] == 0 and alpha[h - 3, w - 3] == 0
+    assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").rglob("*.onnx"))
+
+
+def _no_model(*args: object, **kwargs: object) -> NoReturn:
+    raise AssertionError("the model was asked for")
 
 
 def test_cut_edges_picks_the_edge_style(tmp_path: Path, fake_model: FakeSession) -> None:

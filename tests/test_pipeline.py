@@ -251,6 +251,25 @@ def test_start_mask_is_refined_instead_of_the_models_mask() -> None:
     assert fake.calls == 1
 
 
+def test_start_mask_without_a_session_loads_no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The library call refines a given mask with the post-processing graphs alone: the default
+    session (which loads, and may fetch, the model) is never made."""
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded")
+
+    from alphacut.confidence import edge_confidence
+
+    monkeypatch.setattr("alphacut.session.Session.__init__", no_model)
+    monkeypatch.setattr("alphacut.session._default", [])  # as if no call had made it yet
+    mask = _box_mask(120, 80)
+    cutout = remove_background(_photo(), start_mask=mask)
+    alpha = cutout.alpha
+    assert alpha[40, 60] == 1.0 and alpha[5, 5] == 0.0 and alpha[75, 115] == 0.0
+    assert cutout.confidence == edge_confidence(mask.astype(np.float32) / 255.0)
+    with pytest.raises(AssertionError, match="the model was loaded"):
+        remove_background(_photo())
+
+
 def _png(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "PNG")

@@ -28,7 +28,7 @@ from .models import ModelSpec
 from .options import Options
 from .pipeline import Cutout, remove_background
 from .presets import PRESETS
-from .session import ModelSession, Session
+from .session import ModelSession, Refiner, Session
 
 __version__ = "0.1.0"
 
@@ -51,6 +51,7 @@ __all__ = [
     "OptionsError",
     "OutputError",
     "ProviderError",
+    "Refiner",
     "RuntimeNotFoundError",
     "Session",
     "__version__",

@@ -27,7 +27,7 @@ from .errors import AlphacutError, InputError, input_failure
 from .graphs import edge_params
 from .imageio import DecodedImage
 from .options import Options
-from .session import ModelSession, default_session
+from .session import ModelSession, Refines, default_refiner, default_session
 from .startmask import MaskInput, check_aspect, read_start_mask
 
 __all__ = ["Cutout", "ImageInput", "cut", "cut_batch", "cut_from_mask", "remove_background", "stream"]
@@ -105,7 +105,8 @@ def remove_background(
 
     Pass a :class:`~alphacut.session.Session` to choose the model, device or threads;
     without one, the default model's session is loaded on the first call and shared
-    by the later ones (:func:`~alphacut.session.default_session`).
+    by the later ones (:func:`~alphacut.session.default_session`). With ``start_mask`` and
+    no session the model is not loaded at all (:func:`~alphacut.session.default_refiner`).
 
     ``start_mask`` (a path, bytes, PIL image or HxW array of any size with the photo's
     aspect ratio; 0 = background, 255 = subject; see :mod:`alphacut.startmask`) is a
@@ -116,7 +117,7 @@ def remove_background(
     decoded = _decode(image, options)
     if start_mask is not None:
         mask = read_start_mask(start_mask, max_megapixels=options.max_megapixels)
-        return cut_from_mask(decoded, mask, options=options, session=session or default_session())
+        return cut_from_mask(decoded, mask, options=options, session=session or default_refiner())
     return cut(decoded, options=options, session=session or default_session())
 
 
@@ -146,7 +147,7 @@ def cut(decoded: DecodedImage, *, options: Options, session: ModelSession) -> Cu
     return _finish(decoded, in_alpha, mask, options, session, {"model": time.perf_counter() - t0})
 
 
-def cut_from_mask(decoded: DecodedImage, mask: np.ndarray, *, options: Options, session: ModelSession) -> Cutout:
+def cut_from_mask(decoded: DecodedImage, mask: np.ndarray, *, options: Options, session: Refines) -> Cutout:
     """:func:`cut` from a given mask (float32 HxW in [0, 1], any size with the photo's aspect
     ratio: :func:`~alphacut.startmask.read_start_mask`) instead of the model's; the model is not called."""
     check_aspect(mask, decoded.size)
@@ -184,7 +185,7 @@ def _finish(
     in_alpha: np.ndarray | None,
     mask: np.ndarray,
     options: Options,
-    session: ModelSession,
+    session: Refines,
     timings: dict[str, float],
 ) -> Cutout:
     t1 = time.perf_counter()

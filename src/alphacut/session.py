@@ -45,11 +45,14 @@ from .providers import check_providers, resolve_providers, usable_cores
 __all__ = [
     "GPU_BATCH_SIZE",
     "ModelSession",
+    "Refiner",
+    "Refines",
     "Session",
     "apply_windows",
     "batched_model_path",
     "cpu_layout",
     "default_batch_size",
+    "default_refiner",
     "default_session",
     "fp32_model_path",
 ]
@@ -113,7 +116,15 @@ def apply_windows(
     return alpha, rgba
 
 
-class ModelSession(Protocol):
+class Refines(Protocol):
+    """What refining a given mask needs: a :class:`Refiner` (a :class:`Session` is one), or a stand-in."""
+
+    def postprocess(
+        self, image: np.ndarray, mask: np.ndarray, params: PostprocessParams
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+class ModelSession(Refines, Protocol):
     """What the pipeline and the jobs need from a session: :class:`Session`, or a stand-in."""
 
     @property
@@ -131,12 +142,68 @@ class ModelSession(Protocol):
 
     def predict_mask(self, image: np.ndarray) -> np.ndarray: ...
 
+
+class Refiner:
+    """The post-processing graphs alone: refines a given mask against its photo (edges and
+    colours at full resolution). Loads no model: what refining a mask fixed by hand needs
+    (``start_mask``), and what :class:`Session` builds on.
+
+    ``threads`` caps onnxruntime's intra-op threads (default: all cores).
+    """
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        self.threads = threads
+        self._post: dict[PostprocessParams, tuple[ort.InferenceSession, ort.InferenceSession]] = {}
+        self._lock = threading.Lock()
+
+    def _options(self, *, arena: bool = True) -> ort.SessionOptions:
+        so = ort.SessionOptions()
+        # The pre/post graphs see full-resolution images of any size: an arena would keep
+        # the largest image's peak (GBs at 24 MP) for the life of the session.
+        so.enable_cpu_mem_arena = arena
+        if self.threads:
+            so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        return so
+
+
     def postprocess(
         self, image: np.ndarray, mask: np.ndarray, params: PostprocessParams
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Full-resolution alpha (HxW float32), the RGBA cutout (HxWx4 uint8) and the working-size alpha.
+
+        The coefficient graph runs once at working resolution; the apply graph then runs
+        in windows, only where the model is unsure (:func:`apply_windows`).
+        """
+        coefficients, apply = self._post_session(params)
+        x = _nhwc(image)
+        names = [o.name for o in coefficients.get_outputs()]
+        outputs = dict(zip(names, coefficients.run(names, {"image": x, "mask": mask})))
+        small = outputs.pop("alpha_small")
+        alpha, rgba = apply_windows(apply, outputs, x, refine=params.refine)
+        return alpha, rgba, small[0, 0]
+
+    def _post_session(self, params: PostprocessParams) -> tuple[ort.InferenceSession, ort.InferenceSession]:
+        with self._lock:
+            pair = self._post.get(params)
+            if pair is None:
+
+                # An arena is safe here: the coefficient graph's tensors are working-size
+                # and the apply graph's window-size, whatever the photo's size.
+                def load(model: bytes) -> ort.InferenceSession:
+                    return ort.InferenceSession(model, self._options(), providers=["CPUExecutionProvider"])
+
+                pair = (
+                    load(to_bytes(build_coefficients_graph(params))),
+                    load(to_bytes(build_apply_graph(params))),
+                )
+                self._post[params] = pair
+            return pair
 
 
-class Session:
+
+class Session(Refiner):
     """Loads a model once; turns 8-bit sRGB pixels into a soft alpha matte.
 
     ``threads`` caps onnxruntime's intra-op threads (default: all cores).
@@ -155,9 +222,9 @@ class Session:
         threads: int | None = None,
         model_path: Path | None = None,
     ) -> None:
+        super().__init__(threads=threads)
         self.spec = models.get_spec(model) if isinstance(model, str) else model
         self.device = device
-        self.threads = threads
         self.providers = resolve_providers(device, cache_dir=models.home() / "tensorrt")
         on_cpu = self.providers[0] == "CPUExecutionProvider"
         if model_path:
@@ -176,14 +243,11 @@ class Session:
                 f" {', '.join(sorted(names))}): fix its spec"
             )
         # The small graphs run on the CPU: they are memory-bound and full-resolution.
-        cpu = ["CPUExecutionProvider"]
         self._pre = ort.InferenceSession(
             to_bytes(build_preprocess_graph(self.spec.input_size)),
             self._options(arena=False),
-            providers=cpu,
+            providers=["CPUExecutionProvider"],
         )
-        self._post: dict[PostprocessParams, tuple[ort.InferenceSession, ort.InferenceSession]] = {}
-        self._lock = threading.Lock()
 
     def _load_model(self) -> ort.InferenceSession | OpenVinoModel:
         if self.cpu_runtime == "openvino":
@@ -229,17 +293,6 @@ class Session:
         dim: int | str | None = self._model.get_inputs()[0].shape[0]
         return dim
 
-    def _options(self, *, arena: bool = True) -> ort.SessionOptions:
-        so = ort.SessionOptions()
-        # The pre/post graphs see full-resolution images of any size: an arena would keep
-        # the largest image's peak (GBs at 24 MP) for the life of the session.
-        so.enable_cpu_mem_arena = arena
-        if self.threads:
-            so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        return so
-
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """HxWx3/4 uint8 sRGB -> the model's normalised 1x3xSxS float32 input."""
         x: np.ndarray
@@ -259,39 +312,6 @@ class Session:
     def predict_mask(self, image: np.ndarray) -> np.ndarray:
         """HxWx3/4 uint8 sRGB -> 1x1xSxS soft mask in [0, 1]."""
         return self.infer(self.preprocess(image))
-
-    def postprocess(
-        self, image: np.ndarray, mask: np.ndarray, params: PostprocessParams
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Full-resolution alpha (HxW float32), the RGBA cutout (HxWx4 uint8) and the working-size alpha.
-
-        The coefficient graph runs once at working resolution; the apply graph then runs
-        in windows, only where the model is unsure (:func:`apply_windows`).
-        """
-        coefficients, apply = self._post_session(params)
-        x = _nhwc(image)
-        names = [o.name for o in coefficients.get_outputs()]
-        outputs = dict(zip(names, coefficients.run(names, {"image": x, "mask": mask})))
-        small = outputs.pop("alpha_small")
-        alpha, rgba = apply_windows(apply, outputs, x, refine=params.refine)
-        return alpha, rgba, small[0, 0]
-
-    def _post_session(self, params: PostprocessParams) -> tuple[ort.InferenceSession, ort.InferenceSession]:
-        with self._lock:
-            pair = self._post.get(params)
-            if pair is None:
-
-                # An arena is safe here: the coefficient graph's tensors are working-size
-                # and the apply graph's window-size, whatever the photo's size.
-                def load(model: bytes) -> ort.InferenceSession:
-                    return ort.InferenceSession(model, self._options(), providers=["CPUExecutionProvider"])
-
-                pair = (
-                    load(to_bytes(build_coefficients_graph(params))),
-                    load(to_bytes(build_apply_graph(params))),
-                )
-                self._post[params] = pair
-            return pair
 
     @classmethod
     def for_work(
@@ -361,6 +381,15 @@ def default_batch_size(session: ModelSession) -> int:
 
 _default: list[Session] = []
 _default_lock = threading.Lock()
+_default_refiner: list[Refiner] = []
+
+
+def default_refiner() -> Refiner:
+    """The post-processing graphs that calls refining a given mask without a session share (made once)."""
+    with _default_lock:
+        if not _default_refiner:
+            _default_refiner.append(Refiner())
+        return _default_refiner[0]
 
 
 def default_session() -> Session:

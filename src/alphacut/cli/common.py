@@ -16,7 +16,7 @@ from ..errors import AlphacutError
 from ..options import DEFAULT_MODEL, Options, OutputFormat
 from ..presets import PRESETS
 from ..providers import DEVICES
-from ..session import ModelSession, Session
+from ..session import ModelSession, Refiner, Refines, Session
 
 __all__ = ["Engine", "engine_options", "fail", "make_session"]
 
@@ -161,6 +161,11 @@ def engine_options(f: F) -> F:
     for opt in reversed(options):
         wrapped = opt(wrapped)
     return typing.cast(F, wrapped)
+
+
+def make_refiner(engine: Engine) -> Refines:
+    """The post-processing graphs alone, for refining a given mask: no model is loaded or fetched."""
+    return Refiner(threads=engine.threads)
 
 
 def make_session(engine: Engine, *, parallel: bool = False, batch_size: int | None = None) -> tuple[ModelSession, int]:

@@ -34,7 +34,7 @@ from ..jobs import (
 )
 from ..options import Options
 from ..pipeline import Cutout, cut_from_mask
-from ..session import ModelSession
+from ..session import ModelSession, Refines
 from ..startmask import read_start_mask
 from . import common
 from .common import Engine, engine_options
@@ -103,8 +103,14 @@ def cut(inputs: tuple[str, ...], output: str | None, engine: Engine, overwrite: 
         with _two_stage_interrupt(writing):
             if items:
                 _clean_stale_partials(items)
-                session, workers = common.make_session(engine, parallel=len(items) > 1)
-                for record in _run(items, options, session, workers, overwrite, as_json, writing, start_mask):
+                session: ModelSession | None = None
+                refiner: Refines | None = None
+                if start_mask is not None:  # the model is not needed, nor loaded (nor fetched)
+                    refiner, workers = common.make_refiner(engine), 1
+                else:
+                    session, workers = common.make_session(engine, parallel=len(items) > 1)
+                for record in _run(items, options, session, workers, overwrite, as_json, writing,
+                                   start_mask, refiner):
                     records.append(record)
     except KeyboardInterrupt:
         click.echo(_INTERRUPTED, err=True)
@@ -254,8 +260,10 @@ def _plan_outputs(items: list[_Item], output: str | None, options: Options) -> N
             taken[resolved] = item
 
 
-def _run(items: list[_Item], options: Options, session: ModelSession, workers: int, overwrite: bool,
-         as_json: bool, writing: threading.Lock, start_mask: Path | None = None) -> Iterator[Record]:
+def _run(items: list[_Item], options: Options, session: ModelSession | None, workers: int, overwrite: bool,
+         as_json: bool, writing: threading.Lock, start_mask: Path | None = None,
+         refiner: Refines | None = None) -> Iterator[Record]:
+    """Cut out ``items`` with ``session``'s model, or from ``start_mask`` with ``refiner`` alone."""
     def read(item: _Item) -> DecodedImage:
         if item.source is None:
             return load_input(sys.stdin.buffer.read, options)
@@ -300,9 +308,13 @@ def _run(items: list[_Item], options: Options, session: ModelSession, workers: i
             todo.append(item)
 
     if start_mask is not None:
+        if refiner is None:
+            raise TypeError("a start mask is refined by a refiner: pass one")
         for item in todo:  # one at most (checked before)
-            yield _report(_cut_from_mask(item, start_mask, read, save, failed, options, session), as_json)
+            yield _report(_cut_from_mask(item, start_mask, read, save, failed, options, refiner), as_json)
         return
+    if session is None:
+        raise TypeError("cutting out runs the model: pass a session")
 
     progress = _progress(len(todo), as_json)
     with progress if progress is not None else contextlib.nullcontext():
@@ -317,7 +329,7 @@ def _run(items: list[_Item], options: Options, session: ModelSession, workers: i
 def _cut_from_mask(item: _Item, start_mask: Path, read: Callable[[_Item], DecodedImage],
                    save: Callable[[_Item, Cutout, float], Record],
                    failed: Callable[[_Item, AlphacutError, float], Record], options: Options,
-                   session: ModelSession) -> Record:
+                   session: Refines) -> Record:
     """One input refined from ``start_mask`` instead of the model's mask."""
     started = time.perf_counter()
     try:
