@@ -32,7 +32,11 @@ so a column measures exactly what the library and the CLI do. ``post:key=value,.
 runs the post-processing graphs alone with those fields of
 :class:`alphacut.graphs.PostprocessParams` changed (tuples as ``low/high``, e.g.
 ``post:clamp_radius=4,fine_fit=0.4/0.8``): for trying refinement settings that no
-option exposes.
+option exposes. ``matte[:grow=N]``: a reference, not a candidate: closed-form matting
+(Levin, Lischinski and Weiss, 2008; pymatting's ``estimate_alpha_cf``, solved to
+convergence: ``pip install pymatting`` first) inside a trimap from the model's mask
+(sure where it is under 0.05 or over 0.95, unknown where it is unsure, grown by ``N`` px
+per 800 px of the photo's long side, 4 by default), at most 1000 px on the long side.
 
 Metrics per photo, averaged per set:
 
@@ -593,7 +597,7 @@ def _value(text: str) -> Any:
 def split_methods(text: str) -> list[str]:
     """``raw,post:a=1,b=2,default`` -> ``["raw", "post:a=1,b=2", "default"]``: a comma starts a new
     method only where a method's name follows it (key=value lists have commas of their own)."""
-    parts = re.split(r",(?=\s*(?:raw|default|rembg|alphacut|post)\s*(?:[:,]|$))", text)
+    parts = re.split(r",(?=\s*(?:raw|default|rembg|alphacut|post|matte)\s*(?:[:,]|$))", text)
     return [p.strip() for p in parts if p.strip()]
 
 
@@ -603,6 +607,11 @@ def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
     spec = ALIASES.get(spec, spec)
     if spec == "rembg":
         return "rembg", {}
+    if spec.partition(":")[0] == "matte":
+        grow = spec.partition(":")[2]
+        if grow and not re.fullmatch(r"grow=\d+(\.\d+)?", grow):
+            raise ValueError(f"bad option in {spec!r}: use matte or matte:grow=N")
+        return "matte", {"grow": float(grow.partition("=")[2]) if grow else 4.0}
     kind, _, rest = spec.partition(":")
     if kind not in ("alphacut", "post"):
         raise ValueError(
@@ -653,6 +662,8 @@ class Runner:
         kind, kwargs = parse_method(method)
         if kind == "rembg":
             return self._rembg_cutout(sample.image)
+        if kind == "matte":
+            return Result(reference_matte(sample.image, self.run("raw", sample).alpha, kwargs["grow"]), None)
         if kind == "post":
             alpha, rgba, _ = self.session.postprocess(sample.image, self.masks(sample.image), PostprocessParams(**kwargs))
             return Result(alpha, rgba[..., :3])
@@ -674,6 +685,34 @@ class Runner:
             if path is not None:
                 _atomic_write(path, lambda p: Image.fromarray(rgba).save(p, format="PNG", compress_level=1))
         return Result(rgba[..., 3].astype(np.float32) / 255, rgba[..., :3])
+
+
+MATTE_SIDE = 1000  # the reference matte's long side at most: the solver's memory grows with the pixels
+
+
+def reference_matte(image: np.ndarray, raw: np.ndarray, grow: float) -> np.ndarray:
+    """Closed-form matting inside the model's unsure pixels (see ``matte`` in the module docstring)."""
+    try:
+        from pymatting import estimate_alpha_cf
+    except ImportError as exc:
+        raise SystemExit("the matte method needs pymatting: pip install pymatting") from exc
+    h, w = raw.shape
+    scale = min(1.0, MATTE_SIDE / max(h, w))
+    small = (max(1, round(w * scale)), max(1, round(h * scale)))
+    rgb = np.asarray(Image.fromarray(image[..., :3]).resize(small, Image.BILINEAR), np.float64) / 255
+    mask = np.asarray(Image.fromarray(raw).resize(small, Image.BILINEAR), np.float32)
+    fg, bg = mask >= 0.95, mask <= 0.05
+    radius = max(1, round(grow * max(small) / 800))
+    unknown = _dilate(~(fg | bg), radius)
+    trimap = np.full(mask.shape, 0.5)
+    trimap[fg & ~unknown], trimap[bg & ~unknown] = 1.0, 0.0
+    if not (trimap == 1).any() or not (trimap == 0).any():
+        return raw
+    matte = np.clip(estimate_alpha_cf(rgb, trimap, laplacian_kwargs={"epsilon": 1e-6}), 0, 1).astype(np.float32)
+    if scale < 1:
+        matte = np.asarray(Image.fromarray(matte).resize((w, h), Image.BILINEAR), np.float32)
+        unknown = np.asarray(Image.fromarray(unknown).resize((w, h), Image.NEAREST))
+    return np.where(unknown, matte, raw).astype(np.float32)
 
 
 # ---------------------------------------------------------------- metrics
@@ -975,6 +1014,10 @@ SET_LABELS = {
 }
 
 
+def _cell(x: float, digits: int) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
+
+
 def _ratio(x: float, y: float) -> str:
     return f"{x / y:.2f}x" if y > 0 and not math.isnan(x) and not math.isnan(y) else "n/a"
 
@@ -1001,7 +1044,7 @@ def render(
         head = ["method", *keys] + (["worse / better than raw"] if cmp else [])
         lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
         for m in rep.methods:
-            cells = [f"{rep.mean(m, k):.4f}" if k != "width" else f"{rep.mean(m, k):.2f}" for k in keys]
+            cells = [_cell(rep.mean(m, k), 2 if k == "width" else 4) for k in keys]
             if cmp:
                 cells.append("" if m == "raw" else "{} / {}".format(*rep.compare(m)))
             lines.append(f"| {m} | " + " | ".join(cells) + " |")

@@ -85,6 +85,12 @@ def test_methods_with_option_lists(harness) -> None:  # type: ignore[no-untyped-
         harness.parse_method("post:clamp_radius=0")
     with pytest.raises(ValueError, match="bad option"):
         harness.parse_method("post:no_such_field=1")
+    # The reference matte: its one option, and a comma before it starts a method.
+    assert harness.split_methods("raw,matte,matte:grow=2") == ["raw", "matte", "matte:grow=2"]
+    assert harness.parse_method("matte") == ("matte", {"grow": 4.0})
+    assert harness.parse_method("matte:grow=2") == ("matte", {"grow": 2.0})
+    with pytest.raises(ValueError, match="matte:grow=N"):
+        harness.parse_method("matte:radius=2")
 
 
 @pytest.fixture(scope="module")
