@@ -470,6 +470,15 @@ def test_wide_doubt_keeps_the_mask_and_leaves_edges_alone() -> None:
     subject = (slice(0, h), slice(0, 260))  # the crisp outline, far from the doubtful area
     np.testing.assert_array_equal(a_on[subject], a_off[subject])
     assert a_on[150, 100] == 1 and a_on[20, 20] == 0
+    # doubt_gamma lifts the kept mask there (the soft style), and nothing else.
+    lifted = _session(build_postprocess_graph(PostprocessParams(doubt_gamma=0.5)))
+    a_lift, _ = _post(lifted, photo, mask)
+    assert np.abs(a_lift - np.clip((np.sqrt(m) - 0.02) / 0.96, 0, 1))[inside].mean() < 0.015
+    assert (a_lift - a_on)[inside].mean() > 0.1
+    np.testing.assert_array_equal(a_lift[subject], a_on[subject])
+    assert edge_params("soft").doubt_gamma < 1 == edge_params("auto").doubt_gamma == edge_params("crisp").doubt_gamma
+    with pytest.raises(ValueError, match="doubt_gamma"):
+        PostprocessParams(doubt_gamma=0)
 
 
 # -- closed-form matting stage (the soft edge style) ----------------------------

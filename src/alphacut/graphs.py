@@ -78,6 +78,10 @@ transition, adapting to what is at the edge (``_adaptive_alpha``):
    object it half takes for the subject), its mask is kept as it is, neither
    sharpened nor fitted to colours (``_doubt``): such an area is not an edge,
    and refining it made three of the twenty matting photos worse than the mask.
+   The ``soft`` style lifts the mask there (``mask ** doubt_gamma``): on the
+   matting photos, the lemur and products such areas are mostly subject; on
+   everyday photos as often a second object or a shadow, so ``auto`` keeps the
+   mask as it is (``benchmarks/RESULTS.md``).
 6. A gentle linear snap (``snap_low``..``snap_high`` -> 0..1) folded into the
    coefficients; optional despeckle (off by default: it changes the model's
    decisions).
@@ -173,6 +177,7 @@ class PostprocessParams:
     sharpen_soft: bool = True  # False: soft (wide) transitions keep the mask's own slope (tried: RESULTS.md)
     doubt_radius: int = 48  # window in which the share of the mask's unsure pixels is measured ...
     doubt: tuple[float, float] | None = (0.4, 0.7)  # ... the share from which (to which) the mask is kept as it is
+    doubt_gamma: float = 1.0  # ... raised to this power there (< 1 lifts it: see RESULTS.md)
     speck_radius: int = 16  # despeckle window radius
     speck_mass: float = 0.04  # minimum share of subject (or background) nearby
     snap_low: float = 0.02  # alpha below this becomes 0
@@ -223,6 +228,8 @@ class PostprocessParams:
             raise ValueError(f"matting_eps and matting_weak must be > 0, got {self.matting_eps}, {self.matting_weak}")
         if not self.gf_eps > 0:
             raise ValueError(f"gf_eps must be > 0, got {self.gf_eps}")
+        if not 0 < self.doubt_gamma <= 1:
+            raise ValueError(f"doubt_gamma must be in (0, 1], got {self.doubt_gamma}")
         if not 0 <= self.speck_mass < 0.5:
             raise ValueError(f"speck_mass must be in [0, 0.5), got {self.speck_mass}")
         if not 0 <= self.snap_low < self.snap_high <= 1:
@@ -235,7 +242,7 @@ class PostprocessParams:
 _EDGE_STYLES: dict[str, dict[str, Any]] = {
     "auto": {},
     "crisp": {"soft_edges": False, "matting": False},
-    "soft": {"matting_fit": None, "clamp_to_mask": False},
+    "soft": {"matting_fit": None, "clamp_to_mask": False, "doubt_gamma": 0.6},
 }
 EDGES = tuple(_EDGE_STYLES)
 
@@ -250,7 +257,9 @@ def edge_params(edges: str = "auto", **changes: Any) -> PostprocessParams:
       hard objects, products, everyday photos with clean outlines.
     - ``soft``: the matte at every soft transition over a plain background, whether or
       not a colour model fits, and allowed to reach past the model's own transition
-      (hair, fur, fluff, plants that the model cut too tight).
+      (hair, fur, fluff, plants that the model cut too tight); where the model doubts
+      over a wide area, its mask lifted (``doubt_gamma``): such areas are more often
+      subject than the mask says (leaves, mesh, a second flower).
 
     Measured on every set of ``benchmarks/quality.py`` (RESULTS.md).
     """
@@ -872,10 +881,11 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
             # Where the model doubts what the subject is, its mask as it is: no colour
             # model, no sharpening (a linear blend of the coefficients, so it upsamples
             # exactly), and bounds that let the mask through.
+            kept = mask_p if params.doubt_gamma == 1 else g.op("Pow", mask_p, g.const(params.doubt_gamma))
             a = g.mul(a, g.sub(g.const(1.0), doubt))
-            b = g.add(b, g.mul(doubt, g.sub(mask_p, b)))
-            lo = g.sub(lo, g.mul(doubt, g.op("Relu", g.sub(lo, mask_p))))
-            hi = g.add(hi, g.mul(doubt, g.op("Relu", g.sub(mask_p, hi))))
+            b = g.add(b, g.mul(doubt, g.sub(kept, b)))
+            lo = g.sub(lo, g.mul(doubt, g.op("Relu", g.sub(lo, kept))))
+            hi = g.add(hi, g.mul(doubt, g.op("Relu", g.sub(kept, hi))))
         # Fold the snap and the centring into the coefficients so the
         # full-resolution work is one multiply-sum-add and a clamp.
         k = 1.0 / (params.snap_high - params.snap_low)

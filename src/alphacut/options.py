@@ -77,7 +77,8 @@ class Options:
     edges: Edges = _opt(
         "auto",
         "edge style: auto (crisp outlines stay crisp, soft ones are matted to the photo), crisp (hard"
-        " objects, products) or soft (hair, fur, plants: the matte may reach past the model's edge)",
+        " objects, products) or soft (hair, fur, plants: the matte may reach past the model's edge, and"
+        " wide areas the model half takes for the subject are kept more opaque)",
     )
     max_megapixels: float = _opt(250.0, "refuse images with more pixels than this (decompression bombs)")
     color: ColorMode = _opt(
