@@ -34,7 +34,7 @@ runs the post-processing graphs alone with those fields of
 ``post:clamp_radius=4,fine_fit=0.4/0.8``): for trying refinement settings that no
 option exposes. ``matte[:grow=N]``: a reference, not a candidate: closed-form matting
 (Levin, Lischinski and Weiss, 2008; pymatting's ``estimate_alpha_cf``, solved to
-convergence: ``pip install pymatting`` first) inside a trimap from the model's mask
+convergence; rembg, a dev dependency, installs it) inside a trimap from the model's mask
 (sure where it is under 0.05 or over 0.95, unknown where it is unsure, grown by ``N`` px
 per 800 px of the photo's long side, 4 by default), at most 1000 px on the long side.
 
@@ -695,7 +695,7 @@ def reference_matte(image: np.ndarray, raw: np.ndarray, grow: float) -> np.ndarr
     try:
         from pymatting import estimate_alpha_cf
     except ImportError as exc:
-        raise SystemExit("the matte method needs pymatting: pip install pymatting") from exc
+        raise SystemExit("the matte method needs pymatting: bash scripts/setup.sh --dev (rembg brings it) or pip install pymatting") from exc
     h, w = raw.shape
     scale = min(1.0, MATTE_SIDE / max(h, w))
     small = (max(1, round(w * scale)), max(1, round(h * scale)))
