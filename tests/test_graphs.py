@@ -481,6 +481,30 @@ def test_wide_doubt_keeps_the_mask_and_leaves_edges_alone() -> None:
         PostprocessParams(doubt_gamma=0)
 
 
+def test_doubt_colour_lifts_only_what_has_the_subjects_colours() -> None:
+    """``doubt_colour``: in wide doubtful areas the mask is lifted (``doubt_gamma``) where the
+    photo's colours are those the model is sure are subject, and kept where they are the
+    background's (measured, not adopted: RESULTS.md)."""
+    h, w = 400, 640
+    photo = np.full((h, w, 3), 90, np.uint8)  # the background's grey
+    photo[120:280, 20:160] = (220, 200, 40)  # the subject, sure
+    photo[40:360, 200:400] = (215, 205, 45)  # a doubtful area in the subject's colour ...
+    m = np.zeros((h, w), np.float32)
+    m[120:280, 20:160] = 1
+    m[40:360, 200:400] = 0.3
+    m[40:360, 420:620] = 0.3  # ... and one in the background's
+    mask = np.asarray(Image.fromarray(m).resize((1024, 1024), Image.Resampling.BILINEAR), np.float32)[None, None]
+    kept, _ = _post(_session(build_postprocess_graph(PostprocessParams())), photo, mask)
+    gated, _ = _post(_session(build_postprocess_graph(PostprocessParams(doubt_gamma=0.1, doubt_colour=(0.35, 0.65)))),
+                     photo, mask)
+    like_subject, like_background = (slice(100, 300), slice(240, 360)), (slice(100, 300), slice(460, 580))
+    snapped = (0.3 - 0.02) / 0.96
+    assert abs(kept[like_subject].mean() - snapped) < 0.02 and abs(kept[like_background].mean() - snapped) < 0.02
+    assert gated[like_subject].mean() > 0.85  # 0.3 ** 0.1 = 0.89
+    assert abs(gated[like_background].mean() - snapped) < 0.02
+    np.testing.assert_array_equal(gated[:, :170], kept[:, :170])
+
+
 # -- closed-form matting stage (the soft edge style) ----------------------------
 
 

@@ -177,7 +177,8 @@ class PostprocessParams:
     sharpen_soft: bool = True  # False: soft (wide) transitions keep the mask's own slope (tried: RESULTS.md)
     doubt_radius: int = 48  # window in which the share of the mask's unsure pixels is measured ...
     doubt: tuple[float, float] | None = (0.4, 0.7)  # ... the share from which (to which) the mask is kept as it is
-    doubt_gamma: float = 1.0  # ... raised to this power there (< 1 lifts it: see RESULTS.md)
+    doubt_gamma: float = 1.0  # ... raised to this power there (< 1 lifts it: see RESULTS.md) ...
+    doubt_colour: tuple[float, float] | None = None  # ... only where the colours are the subject's (ramp)
     speck_radius: int = 16  # despeckle window radius
     speck_mass: float = 0.04  # minimum share of subject (or background) nearby
     snap_low: float = 0.02  # alpha below this becomes 0
@@ -212,7 +213,7 @@ class PostprocessParams:
             value = getattr(self, name)
             if not 1 <= value <= 256:
                 raise ValueError(f"{name} must be in 1..256, got {value}")
-        for name in ("fine_fit", "coarse_fit", "matting_known", "matting_fit", "doubt", "matting_plain"):
+        for name in ("fine_fit", "coarse_fit", "matting_known", "matting_fit", "doubt", "matting_plain", "doubt_colour"):
             if getattr(self, name) is None:
                 continue
             low, high = getattr(self, name)
@@ -606,6 +607,43 @@ def _doubt(g: _Graph, p: str, params: PostprocessParams) -> str | None:
     return g.to_size(_ramp(g, share, params.doubt), g.work_hw)
 
 
+COLOUR_LEVELS = 8  # per channel, in the subject/background colour histograms (512 bins)
+
+
+def _subject_colours(g: _Graph, small: str, p: str, ramp: tuple[float, float]) -> str:
+    """0..1 at working resolution: whether each pixel's colour is the subject's rather than the
+    background's, by this photo's own sure pixels.
+
+    Histograms (``COLOUR_LEVELS`` per channel) of the colours where the mask is sure of the
+    subject (> 0.95) and sure of the background (< 0.05), over a quarter-size copy, each with
+    one count added to every bin and normalised; the share of the subject's at each pixel's
+    bin, box-smoothed (radius 2), ramped over ``ramp``.
+    """
+    levels = COLOUR_LEVELS
+    weights = g.const(np.array([levels * levels, levels, 1], np.float32).reshape(1, 3, 1, 1))
+
+    def bins(rgb: str) -> str:
+        q = g.op("Floor", g.mul(g.op("Min", rgb, g.const(1.0 - 1e-6)), g.const(float(levels))))
+        flat = g.op("Reshape", g.op("ReduceSum", g.mul(q, weights), g.i64(1), keepdims=1), g.i64(-1))
+        return g.op("Cast", flat, to=TensorProto.INT64)
+
+    quarter = _work_fraction(g, 4)
+    p_q = g.op("Reshape", g.to_size(p, quarter), g.i64(-1))
+    idx_q = bins(g.to_size(small, quarter))
+    empty = g.const(np.zeros(levels**3, np.float32))
+
+    def histogram(sure: str) -> str:
+        counts = g.op("ScatterElements", empty, idx_q, g.op("Cast", sure, to=TensorProto.FLOAT), axis=0, reduction="add")
+        counts = g.add(counts, g.const(1.0))
+        return g.div(counts, g.op("ReduceSum", counts, keepdims=1))
+
+    subject = histogram(g.op("Greater", p_q, g.const(0.95)))
+    background = histogram(g.op("Less", p_q, g.const(0.05)))
+    share = g.div(subject, g.add(subject, background))
+    like = g.op("Reshape", g.op("Gather", share, bins(small), axis=0), g.op("Shape", p))
+    return _ramp(g, _box(g, like, 2), ramp)
+
+
 def _plain_background(g: _Graph, guide: str, p: str, params: PostprocessParams) -> str:
     """1 where the sure background next to an edge is plain, 0 where it is textured.
 
@@ -881,7 +919,16 @@ def _coefficients(g: _Graph, params: PostprocessParams) -> None:
             # Where the model doubts what the subject is, its mask as it is: no colour
             # model, no sharpening (a linear blend of the coefficients, so it upsamples
             # exactly), and bounds that let the mask through.
-            kept = mask_p if params.doubt_gamma == 1 else g.op("Pow", mask_p, g.const(params.doubt_gamma))
+            kept = mask_p
+            if params.doubt_gamma != 1:
+                if params.doubt_colour is None:
+                    exponent = g.const(params.doubt_gamma)
+                else:
+                    # 1 (kept as it is) where the colours are the background's, doubt_gamma where
+                    # they are the subject's.
+                    like = _subject_colours(g, small, mask_p, params.doubt_colour)
+                    exponent = g.add(g.const(1.0), g.mul(like, g.const(params.doubt_gamma - 1.0)))
+                kept = g.op("Pow", mask_p, exponent)
             a = g.mul(a, g.sub(g.const(1.0), doubt))
             b = g.add(b, g.mul(doubt, g.sub(kept, b)))
             lo = g.sub(lo, g.mul(doubt, g.op("Relu", g.sub(lo, kept))))
