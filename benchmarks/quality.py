@@ -607,12 +607,11 @@ def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
     spec = ALIASES.get(spec, spec)
     if spec == "rembg":
         return "rembg", {}
-    if spec.partition(":")[0] == "matte":
-        grow = spec.partition(":")[2]
-        if grow and not re.fullmatch(r"grow=\d+(\.\d+)?", grow):
-            raise ValueError(f"bad option in {spec!r}: use matte or matte:grow=N")
-        return "matte", {"grow": float(grow.partition("=")[2]) if grow else 4.0}
     kind, _, rest = spec.partition(":")
+    if kind == "matte":
+        if rest and not re.fullmatch(r"grow=\d+(\.\d+)?", rest):
+            raise ValueError(f"bad option in {spec!r}: use matte or matte:grow=N")
+        return "matte", {"grow": float(rest.partition("=")[2]) if rest else 4.0}
     if kind not in ("alphacut", "post"):
         raise ValueError(
             f"unknown method {spec!r}: use raw, default, rembg, alphacut:key=value,... or post:key=value,..."

@@ -270,6 +270,15 @@ def test_start_mask_without_a_session_loads_no_model(monkeypatch: pytest.MonkeyP
         remove_background(_photo())
 
 
+def test_default_refiner_is_the_default_session_once_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that made the default session does not build the post-processing graphs twice."""
+    from alphacut import session as session_module
+
+    fake = FakeSession()
+    monkeypatch.setattr("alphacut.session._default", [fake])
+    assert session_module.default_refiner() is fake
+
+
 def _png(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "PNG")

@@ -167,7 +167,6 @@ class Refiner:
         so.log_severity_level = 3
         return so
 
-
     def postprocess(
         self, image: np.ndarray, mask: np.ndarray, params: PostprocessParams
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,7 +199,6 @@ class Refiner:
                 )
                 self._post[params] = pair
             return pair
-
 
 
 class Session(Refiner):
@@ -385,8 +383,11 @@ _default_refiner: list[Refiner] = []
 
 
 def default_refiner() -> Refiner:
-    """The post-processing graphs that calls refining a given mask without a session share (made once)."""
+    """The post-processing graphs that calls refining a given mask without a session share
+    (made once): the default session's, when a call has made it already."""
     with _default_lock:
+        if _default:
+            return _default[0]
         if not _default_refiner:
             _default_refiner.append(Refiner())
         return _default_refiner[0]
